@@ -1,0 +1,45 @@
+"""Where the course runs: seeding, device choice and the CPU/GPU budget, decided in one place."""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+T = TypeVar("T")
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices) so that a chapter's numbers repeat on the same machine."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+
+
+def pick_device(prefer: str | None = None) -> torch.device:
+    """CUDA when present (Colab), else the CPU; `AECOURSE_DEVICE` or `prefer` override for benchmarks."""
+    wanted = prefer or os.environ.get("AECOURSE_DEVICE")
+    if wanted:
+        device = torch.device(wanted)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(
+                f"device {wanted!r} was asked for, but torch sees no CUDA GPU here. "
+                "Unset AECOURSE_DEVICE (or pass prefer=None) to run on the CPU."
+            )
+        return device
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def on_colab() -> bool:
+    """True inside Google Colab, where the setup cell installs what is missing."""
+    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
+def by_device(device: torch.device | str, *, cpu: T, cuda: T) -> T:
+    """Pick a budget by device: the short CPU run that CI and the built book use, or the longer GPU run."""
+    return cuda if torch.device(device).type == "cuda" else cpu

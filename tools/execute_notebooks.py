@@ -1,0 +1,56 @@
+"""Re-execute notebooks in place and save their outputs, reporting the time of each.
+
+Usage: python tools/execute_notebooks.py book/01_autoencoder.ipynb [more.ipynb ...]
+A notebook that fails is reported and left as it was on disk: nothing half-written.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+
+def execute(path: Path, timeout: int = 1800) -> float:
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
+    start = time.perf_counter()
+    client.execute()
+    seconds = time.perf_counter() - start
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(handle)
+    try:
+        nbformat.write(notebook, tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return seconds
+
+
+def main(paths: list[str]) -> int:
+    if not paths:
+        print(__doc__)
+        return 2
+    failed = 0
+    for name in paths:
+        path = Path(name)
+        try:
+            seconds = execute(path)
+        except CellExecutionError as exc:
+            failed += 1
+            print(f"FAILED {path}: {str(exc)[-2000:]}", file=sys.stderr)
+            continue
+        print(f"{seconds:7.1f} s  {path}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
