@@ -1,0 +1,104 @@
+"""aecourse.models: shapes (against the article's comments, corrected), gradients, clear input errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from aecourse.models import VAE, Autoencoder, ConvVAE, DenoisingAutoencoder
+
+
+@pytest.fixture
+def images():
+    return torch.rand(5, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("latent_dim", [2, 64])
+def test_autoencoder_shapes(images, latent_dim):
+    model = Autoencoder(latent_dim=latent_dim)
+    assert model.encode(images).shape == (5, latent_dim)
+    assert model(images).shape == (5, 1, 28, 28)
+    assert model(images.flatten(1)).shape == (5, 784)
+    assert [m.out_features for m in model.encoder if hasattr(m, "out_features")] == [256, latent_dim]
+
+
+def test_sigmoid_output_stays_in_unit_range(images):
+    x_hat = Autoencoder(sigmoid_output=True)(images).detach()
+    assert float(x_hat.min()) >= 0.0 and float(x_hat.max()) <= 1.0
+
+
+def test_denoising_autoencoder_accepts_unclipped_noise(images):
+    model = DenoisingAutoencoder()
+    x_noisy = images + 0.2 * torch.randn_like(images)  # the article's unclipped noise
+    x_hat = model(x_noisy)
+    assert x_hat.shape == images.shape and float(x_hat.min()) >= 0.0 and float(x_hat.max()) <= 1.0
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        model(torch.full_like(images, float("nan")))
+
+
+def test_vae_shapes_and_interface(images):
+    model = VAE(latent_dim=20)
+    mu, logvar = model.encode(images)
+    assert mu.shape == logvar.shape == (5, 20)
+    z = model.reparameterize(mu, logvar)
+    assert model.decode(z).shape == (5, 784)
+    x_hat, mu2, logvar2 = model(images)
+    assert x_hat.shape == images.shape and mu2.shape == (5, 20)
+    assert model.sample_prior(7).shape == (7, 20)
+    assert model.log_px_given_z(images, torch.randn(3, 5, 20)).shape == (3, 5)
+
+
+def test_gradients_flow_through_the_reparameterization():
+    mu = torch.zeros(4, 3, requires_grad=True)
+    logvar = torch.zeros(4, 3, requires_grad=True)
+    torch.manual_seed(0)
+    z = VAE.reparameterize(mu, logvar)
+    z.pow(2).sum().backward()
+    assert mu.grad is not None and logvar.grad is not None
+    assert float(logvar.grad.abs().sum()) > 0  # sigma gets a gradient through eps * sigma
+
+
+def test_reparameterized_samples_have_the_right_moments():
+    mu = torch.full((200_000, 1), 2.0)
+    logvar = torch.full((200_000, 1), 2 * torch.log(torch.tensor(0.5)))
+    torch.manual_seed(0)
+    z = VAE.reparameterize(mu, logvar)
+    assert abs(float(z.mean()) - 2.0) < 0.01 and abs(float(z.std()) - 0.5) < 0.01
+
+
+def test_conv_vae_intermediate_shapes_match_the_corrected_comments(images):
+    model = ConvVAE(latent_dim=10)
+    shapes = []
+    h = images
+    for layer in model.encoder:
+        h = layer(h)
+        shapes.append(tuple(h.shape[1:]))
+    assert shapes[0] == (32, 29, 29)  # the article says 28x28: kernel 4 with padding 2 gives 29
+    assert shapes[2] == (32, 14, 14) and shapes[4] == (64, 7, 7)
+    h = model.upsample(torch.zeros(5, 10)).view(-1, 64, 7, 7)
+    shapes = []
+    for layer in model.decoder:
+        h = layer(h)
+        shapes.append(tuple(h.shape[1:]))
+    assert shapes[0] == (32, 14, 14)  # the article says 64 channels
+    assert shapes[2] == (32, 29, 29) and shapes[4] == (1, 28, 28)
+    x_hat, mu, logvar = model(images)
+    assert x_hat.shape == images.shape and mu.shape == (5, 10)
+
+
+@pytest.mark.parametrize("model", [Autoencoder(), VAE(), ConvVAE()], ids=["ae", "vae", "conv_vae"])
+def test_wrong_shape_is_a_clear_error(model):
+    with pytest.raises(ValueError, match=r"expects a batch of shape \(B, 784\) or \(B, 1, 28, 28\); got \(3, 32, 32\)"):
+        model(torch.rand(3, 32, 32))
+    with pytest.raises(ValueError, match="x.unsqueeze"):
+        model(torch.rand(1, 28, 28))
+
+
+@pytest.mark.parametrize("model", [Autoencoder(), VAE(), ConvVAE()], ids=["ae", "vae", "conv_vae"])
+def test_wrong_range_or_dtype_is_a_clear_error(model):
+    with pytest.raises(ValueError, match=r"pixel values in \[0, 1\]; got values in \[0, 255\]"):
+        model(torch.linspace(0, 255, 2 * 784).reshape(2, 784))
+    with pytest.raises(TypeError, match="Divide uint8 images by 255"):
+        model(torch.zeros(2, 784, dtype=torch.uint8))
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        model([[0.0] * 784])

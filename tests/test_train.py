@@ -1,0 +1,121 @@
+"""aecourse.train: a few steps lower the loss, the NaN guard fires, checkpoints load with weights_only=True."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from aecourse.losses import reconstruction_objective, vae_objective
+from aecourse.models import VAE, Autoencoder, ConvVAE
+from aecourse.runtime import by_device, pick_device, set_seed
+from aecourse.train import TrainingDivergedError, evaluate, fit, load_checkpoint, save_checkpoint
+
+
+@pytest.fixture
+def small_images():
+    # smooth blobs, so that there is structure to learn
+    generator = torch.Generator().manual_seed(0)
+    centres = torch.rand(256, 2, 1, 1, generator=generator) * 20 + 4
+    grid = torch.arange(28.0)
+    rows, cols = torch.meshgrid(grid, grid, indexing="ij")
+    blobs = torch.exp(-((rows - centres[:, 0]) ** 2 + (cols - centres[:, 1]) ** 2) / 18.0)
+    return blobs.unsqueeze(1).clamp(0, 1)  # (256, 28, 28) -> (256, 1, 28, 28)
+
+
+@pytest.mark.parametrize(
+    "model, objective",
+    [(Autoencoder(latent_dim=8), reconstruction_objective("mse")), (VAE(latent_dim=4), vae_objective())],
+    ids=["ae", "vae"],
+)
+def test_training_lowers_the_loss(small_images, model, objective):
+    set_seed(0)
+    before = evaluate(model, objective, small_images)["loss"]
+    history = fit(model, objective, small_images, x_test=small_images, num_epochs=5, batch_size=32, lr=2e-3)
+    assert len(history) == 5 and history["epoch"] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert history.last["test_loss"] < 0.7 * before
+    assert history["train_loss"][-1] < history["train_loss"][0]
+
+
+def test_vae_history_records_both_terms(small_images):
+    history = fit(VAE(latent_dim=4), vae_objective(), small_images, x_test=small_images, num_epochs=1)
+    row = history.last
+    assert {"train_reconstruction", "train_kl", "test_reconstruction", "test_kl", "seconds"} <= set(row)
+    assert row["test_loss"] == pytest.approx(row["test_reconstruction"] + row["test_kl"], rel=1e-4)
+    assert "test_kl" in history.table()
+
+
+def test_conv_vae_trains_channels_last(small_images):
+    set_seed(0)
+    model = ConvVAE(latent_dim=4)
+    history = fit(model, vae_objective(), small_images[:64], num_epochs=2, batch_size=32, channels_last=True)
+    assert history["train_loss"][1] < history["train_loss"][0]
+
+
+def test_same_seed_same_history(small_images):
+    runs = []
+    for _ in range(2):
+        set_seed(3)
+        runs.append(fit(Autoencoder(latent_dim=4), reconstruction_objective(), small_images, num_epochs=2, seed=3))
+    assert runs[0]["train_loss"] == runs[1]["train_loss"]
+
+
+def test_evaluate_is_repeatable_for_a_vae(small_images):
+    model = VAE(latent_dim=4)
+    assert evaluate(model, vae_objective(), small_images) == evaluate(model, vae_objective(), small_images)
+    assert model.training  # evaluate restores the mode
+
+
+def test_nan_guard_stops_on_a_poisoned_batch(small_images):
+    model = Autoencoder(latent_dim=4)
+    poisoned = small_images.clone()
+    poisoned[40] = 1.0
+
+    def loss_fn(m, x, y):  # a loss that turns NaN on the poisoned image, like an overflow would
+        loss = reconstruction_objective()(m, x, y)
+        return loss * torch.where((x == 1.0).flatten(1).all(1).any(), torch.tensor(float("nan")), torch.tensor(1.0))
+
+    weights_before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(TrainingDivergedError, match=r"became nan at epoch 1, step \d+.*lower learning rate"):
+        fit(model, loss_fn, poisoned, num_epochs=1, batch_size=256)
+    # the NaN step was not applied: with one batch, the weights are untouched
+    assert all(torch.equal(a, b) for a, b in zip(weights_before, model.parameters(), strict=True))
+
+
+def test_fit_refuses_bad_arguments(small_images):
+    model = Autoencoder()
+    with pytest.raises(ValueError, match="batch_size >= 1"):
+        fit(model, reconstruction_objective(), small_images, batch_size=0)
+    with pytest.raises(ValueError, match="x_train is empty"):
+        fit(model, reconstruction_objective(), small_images[:0])
+    with pytest.raises(ValueError, match="kind must be 'mse' or 'bce'"):
+        reconstruction_objective("l1")
+
+
+def test_checkpoint_round_trip_with_weights_only(tmp_path):
+    model = VAE(latent_dim=3)
+    path = save_checkpoint(model, tmp_path / "sub" / "vae.pt")
+    assert [p.name for p in path.parent.iterdir()] == ["vae.pt"]  # no temporary file left
+    restored = load_checkpoint(VAE(latent_dim=3), path)
+    assert all(
+        torch.equal(a, b) for a, b in zip(model.state_dict().values(), restored.state_dict().values(), strict=True)
+    )
+    with pytest.raises(ValueError, match="(?s)does not fit VAE.*same arguments"):
+        load_checkpoint(VAE(latent_dim=4), path)
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        load_checkpoint(model, tmp_path / "missing.pt")
+
+
+def test_checkpoint_refuses_pickled_objects(tmp_path):
+    path = tmp_path / "whole_model.pt"
+    torch.save({"model": VAE(latent_dim=2)}, path)  # a whole pickled module, as torchbearer saves
+    with pytest.raises(ValueError, match="weights_only=True"):
+        load_checkpoint(VAE(latent_dim=2), path)
+
+
+def test_device_choice():
+    assert by_device("cpu", cpu=1, cuda=2) == 1 and by_device("cuda", cpu=1, cuda=2) == 2
+    assert pick_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        assert pick_device().type == "cpu"
+        with pytest.raises(RuntimeError, match="no CUDA GPU"):
+            pick_device("cuda")

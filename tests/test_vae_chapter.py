@@ -1,0 +1,118 @@
+"""The latent-space mechanics of chapter 3 (aecourse.latent), checked against closed forms and library code."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from scipy.stats import norm
+
+from aecourse.latent import (
+    active_units,
+    binarize,
+    binarized_objective,
+    decode_images,
+    encode_codes,
+    fit_gaussian,
+    gaussian_grid_2d,
+    interpolate,
+)
+from aecourse.losses import vae_objective
+from aecourse.models import VAE, Autoencoder
+
+
+def test_interpolation_is_a_straight_line_with_both_endpoints():
+    z_start, z_end = torch.tensor([0.0, 2.0]), torch.tensor([4.0, -2.0])
+    path = interpolate(z_start, z_end, 5)
+    assert path.shape == (5, 2)
+    torch.testing.assert_close(path[0], z_start)
+    torch.testing.assert_close(path[-1], z_end)
+    torch.testing.assert_close(path[2], (z_start + z_end) / 2)
+    steps = path.diff(dim=0)
+    torch.testing.assert_close(steps, steps[:1].expand_as(steps))  # equal steps: a line, evenly spaced
+
+
+def test_interpolation_of_batches_gives_one_path_per_pair():
+    z_start, z_end = torch.randn(3, 7), torch.randn(3, 7)
+    path = interpolate(z_start, z_end, 4)
+    assert path.shape == (3, 4, 7)
+    torch.testing.assert_close(path[:, 0], z_start)
+    torch.testing.assert_close(path[:, -1], z_end)
+    with pytest.raises(ValueError, match="num_steps"):
+        interpolate(z_start, z_end, 1)
+    with pytest.raises(ValueError, match="same shape"):
+        interpolate(z_start, z_end[:2], 4)
+
+
+def test_grid_sits_at_the_prior_quantiles_row_by_row():
+    grid = gaussian_grid_2d(5, low=0.1, high=0.9)
+    assert grid.shape == (25, 2)
+    expected = torch.tensor(norm.ppf([0.1, 0.3, 0.5, 0.7, 0.9]), dtype=torch.float32)
+    torch.testing.assert_close(grid[:5, 0], expected, atol=1e-5, rtol=0)  # first row: z_1 left to right
+    torch.testing.assert_close(grid[:5, 1], expected[-1].expand(5), atol=1e-5, rtol=0)  # top row: largest z_2
+    torch.testing.assert_close(grid[::5, 1], expected.flip(0), atol=1e-5, rtol=0)  # first column: z_2 downwards
+    with pytest.raises(ValueError):
+        gaussian_grid_2d(4, low=0.0)
+
+
+def test_fitted_gaussian_recovers_mean_and_covariance():
+    torch.manual_seed(0)
+    mean = torch.tensor([1.0, -2.0, 0.5])
+    scale = torch.tensor([[1.0, 0.0, 0.0], [0.8, 0.6, 0.0], [0.0, -0.5, 2.0]])
+    z = mean + torch.randn(20000, 3) @ scale.T
+    fitted = fit_gaussian(z)
+    torch.testing.assert_close(fitted.mean.float(), mean, atol=0.05, rtol=0)
+    torch.testing.assert_close(fitted.covariance_matrix.float(), scale @ scale.T, atol=0.1, rtol=0)
+    torch.testing.assert_close(fitted.covariance_matrix, torch.cov(z.double().T) + 1e-5 * torch.eye(3))
+    samples = fitted.sample((20000,))
+    torch.testing.assert_close(samples.mean(0).float(), mean, atol=0.06, rtol=0)
+    with pytest.raises(ValueError, match="more codes than dimensions"):
+        fit_gaussian(torch.randn(3, 5))
+
+
+def test_dynamic_binarization_is_binary_unbiased_and_fresh_each_call():
+    x = torch.rand(20, 1, 28, 28)
+    draws = binarize(x.expand(400, -1, -1, -1).contiguous()).reshape(400, *x.shape)
+    assert set(draws.unique().tolist()) <= {0.0, 1.0}
+    assert float((draws.mean(0) - x).abs().mean()) < 0.03  # E[binarize(x)] = x
+    assert not torch.equal(draws[0], draws[1])
+    generator = torch.Generator().manual_seed(3)
+    again = torch.Generator().manual_seed(3)
+    assert torch.equal(binarize(x, generator), binarize(x, again))
+
+
+def test_binarized_objective_sees_only_binary_images():
+    seen = []
+
+    def spy(model, x, y=None):
+        seen.append(x)
+        return x.sum()
+
+    binarized_objective(spy)(None, torch.full((4, 784), 0.5))
+    assert set(seen[0].unique().tolist()) <= {0.0, 1.0}
+    torch.manual_seed(0)
+    model = VAE(latent_dim=4, hidden_dim=16)
+    loss, terms = binarized_objective(vae_objective())(model, torch.rand(8, 784))
+    assert loss.shape == () and set(terms) == {"reconstruction", "kl"}
+
+
+def test_active_units_counts_dimensions_whose_mean_varies():
+    torch.manual_seed(0)
+    mu = torch.zeros(1000, 4)
+    mu[:, 0] = torch.randn(1000)  # used: variance 1
+    mu[:, 1] = 0.3 * torch.randn(1000)  # used: variance 0.09
+    mu[:, 2] = 0.01 * torch.randn(1000)  # collapsed: variance 1e-4
+    assert active_units(mu).tolist() == [True, True, False, False]
+    assert active_units(mu, threshold=0.5).tolist() == [True, False, False, False]
+
+
+def test_codes_and_decoded_images_for_an_ae_and_a_vae():
+    torch.manual_seed(0)
+    x = torch.rand(10, 1, 28, 28)
+    vae, ae = VAE(latent_dim=3, hidden_dim=16), Autoencoder(latent_dim=3, hidden_dim=16)
+    vae.train()
+    mu = encode_codes(vae, x, batch_size=4)
+    torch.testing.assert_close(mu, vae.encode(x)[0])  # the mean, not a sample
+    assert vae.training  # the mode is restored
+    torch.testing.assert_close(encode_codes(ae, x, batch_size=3), ae.encode(x))
+    images = decode_images(ae, torch.randn(5, 3) * 10, batch_size=2)
+    assert images.shape == (5, 1, 28, 28) and float(images.min()) >= 0 and float(images.max()) <= 1
