@@ -154,6 +154,7 @@ def _unpack_verified(source: Path, target: Path, expected_sha256: str) -> None:
                 f"expected {expected_sha256}. The file is damaged or is not Fashion-MNIST; delete it "
                 "and get the data again.\n" + HOW_TO_GET_IT
             )
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the unpacked data are ordinary readable files
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -297,3 +298,19 @@ def add_masking_noise(
         raise ValueError(f"drop_prob is a probability and must lie in [0, 1]; got {drop_prob}.")
     keep = torch.rand(x.shape, generator=generator, device=x.device) >= drop_prob
     return x * keep
+
+
+def add_noise(x: torch.Tensor, kind: str, level: float, *, seed: int | None = None) -> torch.Tensor:
+    """Corrupt `x` by "gaussian" noise (level = sigma, clipped) or "masking" noise (level = drop probability).
+
+    Chapter 2 sweeps both kinds with one call. `seed` fixes the draw on any device (CPU or CUDA), so a test
+    set is corrupted the same way for every model compared on it, without touching the global random state.
+    """
+    if kind not in ("gaussian", "masking"):
+        raise ValueError(f"kind must be 'gaussian' or 'masking'; got {kind!r}.")
+    corrupt = add_gaussian_noise if kind == "gaussian" else add_masking_noise
+    if seed is None:
+        return corrupt(x, level)
+    with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        return corrupt(x, level)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from aecourse.losses import ELBOTerms, elbo_terms
+
 
 @torch.no_grad()
 def encode_codes(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
@@ -33,6 +35,24 @@ def decode_images(model: nn.Module, z: torch.Tensor, batch_size: int = 1000) -> 
     try:
         flat = torch.cat([model.decode(z[i : i + batch_size]) for i in range(0, len(z), batch_size)])
         return flat.reshape(len(z), 1, 28, 28).clamp(0.0, 1.0)  # (N, 784) -> (N, 1, 28, 28)
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def per_image_elbo_terms(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1000, seed: int = 0) -> ELBOTerms:
+    """log p(x|z) (one seeded z per image) and KL(q(z|x) || p(z)) for every image, in eval mode (ch. 3).
+
+    The per-image scores of the anomaly detector: -ELBO, or either of its two terms.
+    """
+    was_training = model.training
+    model.eval()
+    devices = [x.device] if x.device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            parts = [elbo_terms(model, x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+        return ELBOTerms(torch.cat([p.log_px_given_z for p in parts]), torch.cat([p.kl for p in parts]))
     finally:
         model.train(was_training)
 
@@ -105,5 +125,7 @@ def active_units(mu: torch.Tensor, threshold: float = 1e-2) -> torch.Tensor:
     `mu` holds the encoder means of a data set, (N, latent_dim); returns a boolean mask (latent_dim,).
     """
     if mu.dim() != 2 or len(mu) < 2:
-        raise ValueError(f"active_units needs the means of several images, shape (N, latent_dim); got {tuple(mu.shape)}.")
+        raise ValueError(
+            f"active_units needs the means of several images, shape (N, latent_dim); got {tuple(mu.shape)}."
+        )
     return mu.detach().double().var(0) > threshold

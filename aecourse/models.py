@@ -100,6 +100,41 @@ class DenoisingAutoencoder(nn.Module):
         return _like_input(self.decode(self.encode(x_noisy)), x_noisy)
 
 
+class ConvDenoisingAutoencoder(nn.Module):
+    """A small convolutional DAE (ch. 2): two strided convs down to 7x7, two transposed convs back, sigmoid out.
+
+    Convolutions share weights across positions, so local noise is removed by local filters; this beats the
+    article's one-layer MLP DAE in PSNR within the same few CPU minutes.
+    """
+
+    def __init__(self, channels: int = 32) -> None:
+        super().__init__()
+        c = channels
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, c, 3, 2, 1),  # (B, 1, 28, 28) -> (B, c, 14, 14)
+            nn.ReLU(),
+            nn.Conv2d(c, 2 * c, 3, 2, 1),  # (B, c, 14, 14) -> (B, 2c, 7, 7)
+            nn.ReLU(),
+        )
+        self.decoder = nn.Sequential(
+            nn.ConvTranspose2d(2 * c, c, 4, 2, 1),  # (B, 2c, 7, 7) -> (B, c, 14, 14)
+            nn.ReLU(),
+            nn.ConvTranspose2d(c, 1, 4, 2, 1),  # (B, c, 14, 14) -> (B, 1, 28, 28)
+            nn.Sigmoid(),
+        )
+
+    def encode(self, x_noisy: torch.Tensor) -> torch.Tensor:
+        """z: a (B, 2c, 7, 7) feature map; noisy inputs outside [0, 1] are accepted, NaN is not."""
+        check_images(x_noisy, unit_range=False, who=type(self).__name__)
+        return self.encoder(x_noisy.reshape(x_noisy.shape[0], 1, 28, 28))  # (B, 784) -> (B, 1, 28, 28)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)  # (B, 2c, 7, 7) -> (B, 1, 28, 28)
+
+    def forward(self, x_noisy: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x_noisy)).reshape(x_noisy.shape)
+
+
 class GaussianEncoderMixin:
     """What every VAE here shares: the reparameterization trick and the prior sampler."""
 

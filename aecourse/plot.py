@@ -81,3 +81,113 @@ def plot_curves(
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+def rate_distortion(
+    rate: Sequence[float], distortion: Sequence[float], labels: Sequence[str], *, title: str | None = None
+) -> Figure:
+    """Rate (KL, nats) against distortion (squared error per image), one labelled point per model (ch. 5)."""
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    ax.plot(rate, distortion, marker="o", linestyle=":")
+    for r, d, label in zip(rate, distortion, labels, strict=True):
+        ax.annotate(label, (r, d), textcoords="offset points", xytext=(5, 5), fontsize=9)
+    ax.set_xlabel("rate: KL(q(z|x) || p(z)) [nats]")
+    ax.set_ylabel("distortion: ||x - x_hat||^2")
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def latent_scatter(
+    z: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str], *, title: str | None = None
+) -> Figure:
+    """The first two latent coordinates of each image, coloured by class: the 2-D latent space of ch. 3."""
+    points = z.detach().float().cpu()
+    labels = labels.detach().cpu()
+    fig, ax = plt.subplots(figsize=(5.8, 4.2))
+    cmap = plt.get_cmap("tab10")
+    for c, name in enumerate(class_names):
+        keep = labels == c
+        ax.scatter(points[keep, 0], points[keep, 1], s=2, alpha=0.5, color=cmap(c % 10), label=name, rasterized=True)
+    ax.set_xlabel("$z_1$")
+    ax.set_ylabel("$z_2$")
+    if title:
+        ax.set_title(title)
+    ax.legend(markerscale=5, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def plot_xy(
+    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    *,
+    xlabel: str,
+    ylabel: str,
+    logx: bool = False,
+    title: str | None = None,
+) -> Figure:
+    """Named (x, y) curves on one axis, e.g. an importance-weighted bound against the number of samples k (ch. 3)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    for name, (xs, ys) in curves.items():
+        ax.plot(xs, ys, marker="o", markersize=3, label=name)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def plot_panels(
+    panels: Mapping[str, Mapping[str, Sequence[float]]],
+    *,
+    xlabel: str = "epoch",
+    ylabels: Sequence[str] | None = None,
+    size: float = 3.0,
+) -> Figure:
+    """A row of panels, one per entry, each with named curves against epoch 1..n: e.g. the losses of every
+    seed of each model side by side (ch. 4)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(size * len(panels), size * 0.85), squeeze=False)
+    for i, (ax, (title, curves)) in enumerate(zip(axes[0], panels.items(), strict=True)):
+        for name, values in curves.items():
+            ax.plot(range(1, len(values) + 1), values, marker="o", markersize=2.5, label=name)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel(xlabel, fontsize=8)
+        if ylabels is not None:
+            ax.set_ylabel(ylabels[i], fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def class_bars(
+    fractions: Mapping[str, torch.Tensor], class_names: Sequence[str], *, title: str | None = None
+) -> Figure:
+    """Grouped bars of the class fractions of several image sets, with the uniform level 1/K dashed (ch. 4)."""
+    fig, ax = plt.subplots(figsize=(7.0, 2.8))
+    width = 0.8 / len(fractions)
+    for i, (name, values) in enumerate(fractions.items()):
+        positions = [k + (i - (len(fractions) - 1) / 2) * width for k in range(len(class_names))]
+        ax.bar(positions, values.detach().cpu().float().tolist(), width=width, label=name)
+    ax.axhline(1 / len(class_names), color="black", linestyle="--", linewidth=0.8, label="uniform")
+    ax.set_xticks(range(len(class_names)))
+    ax.set_xticklabels(class_names, rotation=30, ha="right", fontsize=7)
+    ax.set_ylabel("fraction of samples", fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

@@ -134,7 +134,8 @@ def print_epochs(keys: Sequence[str] = ("loss", "kl", "distortion"), digits: int
     def print_line(state):
         values = state[torchbearer.METRICS]
         shown = [f"{k} {values[k]:.{digits}f}" for k in values if any(k == w or k == f"val_{w}" for w in keys)]
-        print(f"epoch {state[torchbearer.EPOCH] + 1}: " + ", ".join(shown), flush=True)
+        if shown:  # evaluate() also ends an epoch, with test_ metrics only: stay silent there
+            print(f"epoch {state[torchbearer.EPOCH] + 1}: " + ", ".join(shown), flush=True)
 
     return print_line
 
@@ -183,3 +184,20 @@ def _in_notebook() -> bool:
         return False
     shell = get_ipython()
     return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+@torch.no_grad()
+def posterior_stats(vae: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+    """mu and logvar of q(z|x) for every image of a split, each (N, latent_dim), in eval mode (ch. 5)."""
+    was_training = vae.training
+    vae.eval()
+    try:
+        pairs = [vae.encode(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+    finally:
+        vae.train(was_training)
+    return torch.cat([mu for mu, _ in pairs]), torch.cat([logvar for _, logvar in pairs])
+
+
+def kl_per_dimension(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(q(z_i|x) || N(0, 1)) per dimension, averaged over images, (latent_dim,); sums to the rate (ch. 5)."""
+    return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).mean(0)

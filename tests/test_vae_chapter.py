@@ -71,7 +71,7 @@ def test_fitted_gaussian_recovers_mean_and_covariance():
 
 def test_dynamic_binarization_is_binary_unbiased_and_fresh_each_call():
     x = torch.rand(20, 1, 28, 28)
-    draws = binarize(x.expand(400, -1, -1, -1).contiguous()).reshape(400, *x.shape)
+    draws = binarize(x.expand(400, *x.shape).contiguous())  # (400, 20, 1, 28, 28): 400 draws of each image
     assert set(draws.unique().tolist()) <= {0.0, 1.0}
     assert float((draws.mean(0) - x).abs().mean()) < 0.03  # E[binarize(x)] = x
     assert not torch.equal(draws[0], draws[1])
@@ -116,3 +116,43 @@ def test_codes_and_decoded_images_for_an_ae_and_a_vae():
     torch.testing.assert_close(encode_codes(ae, x, batch_size=3), ae.encode(x))
     images = decode_images(ae, torch.randn(5, 3) * 10, batch_size=2)
     assert images.shape == (5, 1, 28, 28) and float(images.min()) >= 0 and float(images.max()) <= 1
+
+
+def test_importance_weighted_curve_is_seeded_and_starts_at_the_elbo():
+    from aecourse.losses import iwae_bound
+    from aecourse.metrics import importance_weighted_curve
+
+    torch.manual_seed(0)
+    model = VAE(latent_dim=3, hidden_dim=16)
+    x = torch.rand(12, 784)
+    curve = importance_weighted_curve(model, x, [1, 8, 64], batch_size=5, seed=1)
+    assert curve == importance_weighted_curve(model, x, [1, 8, 64], batch_size=5, seed=1)
+    assert curve[1] < curve[8] < curve[64]
+    many_elbos = torch.stack([iwae_bound(model, x, 1).mean() for _ in range(100)]).mean()
+    assert abs(curve[1] - float(many_elbos)) < 3.0  # k = 1: one-sample ELBO, noisy on 12 images
+
+
+def test_chapter_figures_are_closed_figures():
+    from matplotlib.figure import Figure
+
+    from aecourse.plot import latent_scatter, plot_xy
+
+    fig = latent_scatter(torch.randn(30, 2), torch.arange(30) % 3, ["a", "b", "c"], title="t")
+    assert isinstance(fig, Figure) and len(fig.axes[0].collections) == 3
+    fig = plot_xy({"bound": ([1, 10, 100], [-3.0, -2.0, -1.5])}, xlabel="k", ylabel="nats", logx=True)
+    assert isinstance(fig, Figure) and fig.axes[0].get_xscale() == "log"
+
+
+def test_per_image_elbo_terms_match_the_batch_loss_and_repeat():
+    from aecourse.latent import per_image_elbo_terms
+    from aecourse.train import evaluate
+
+    torch.manual_seed(0)
+    model = VAE(latent_dim=3, hidden_dim=16)
+    x = torch.rand(10, 784)
+    terms = per_image_elbo_terms(model, x, batch_size=4, seed=2)
+    assert terms.kl.shape == (10,) and terms.log_px_given_z.shape == (10,)
+    again = per_image_elbo_terms(model, x, batch_size=4, seed=2)
+    assert torch.equal(terms.elbo, again.elbo)
+    scores = evaluate(model, vae_objective(), x, batch_size=4, seed=2)  # the same draws, batch by batch
+    assert abs(scores["loss"] + float(terms.elbo.mean())) < 1e-3

@@ -29,6 +29,7 @@ def execute(path: Path, timeout: int = 1800) -> float:
     os.close(handle)
     try:
         nbformat.write(notebook, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a notebook is an ordinary, readable file
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

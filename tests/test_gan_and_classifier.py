@@ -1,0 +1,274 @@
+"""Tests for chapter 4's mechanics: the classifier and its cache, the Fréchet distance against the closed form,
+the class histogram, the GAN losses against their formulas, and the GAN loop's bookkeeping and seeding."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from aecourse import classifier as clf
+from aecourse.data import FashionMNIST
+from aecourse.gan import (
+    GAN,
+    discriminator_loss,
+    generate,
+    generator_loss,
+    interpolate,
+    run_failures,
+    sampling_seconds,
+    train_gan,
+)
+from aecourse.metrics import (
+    class_histogram,
+    consecutive_feature_distances,
+    distance_from_uniform,
+    frechet_distance,
+    gaussian_frechet_distance,
+)
+
+
+class Identity(nn.Module):
+    """Features = the input rows themselves, so the Fréchet distance can be checked on Gaussian samples."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.num_features = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(len(x), -1)
+
+
+def _sample_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return x.mean(0), np.cov(x, rowvar=False)
+
+
+def test_gaussian_frechet_distance_matches_one_dimensional_formula():
+    # In 1-D with variances s1^2, s2^2 the distance is (m1 - m2)^2 + (s1 - s2)^2.
+    value = gaussian_frechet_distance(np.array([1.0]), np.array([[4.0]]), np.array([-0.5]), np.array([[0.25]]))
+    assert value == pytest.approx(1.5**2 + (2.0 - 0.5) ** 2)
+
+
+def test_gaussian_frechet_distance_commuting_covariances():
+    a, b = np.array([1.0, 2.0, 9.0]), np.array([4.0, 2.0, 1.0])
+    mu1, mu2 = np.array([0.0, 1.0, 0.0]), np.array([1.0, 1.0, 2.0])
+    expected = 1.0 + 4.0 + ((np.sqrt(a) - np.sqrt(b)) ** 2).sum()
+    assert gaussian_frechet_distance(mu1, np.diag(a), mu2, np.diag(b)) == pytest.approx(expected)
+    assert gaussian_frechet_distance(mu1, np.diag(a), mu1, np.diag(a)) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_frechet_distance_agrees_with_closed_form_on_the_same_samples():
+    rng = np.random.default_rng(0)
+    root = rng.normal(size=(4, 4))
+    x_real = rng.normal(size=(3000, 4)) @ root + 1.0
+    x_fake = rng.normal(size=(2000, 4)) * np.array([1.0, 2.0, 0.5, 1.0])
+    expected = gaussian_frechet_distance(*_sample_stats(x_real), *_sample_stats(x_fake))
+    got = frechet_distance(torch.tensor(x_real).float(), torch.tensor(x_fake).float(), Identity(4), batch_size=700)
+    assert got == pytest.approx(expected, rel=1e-4)
+
+
+def test_frechet_distance_estimates_the_population_distance():
+    torch.manual_seed(0)
+    n, dim = 40_000, 3
+    x_real = torch.randn(n, dim)
+    x_fake = torch.randn(n, dim) * 2.0 + torch.tensor([1.0, 0.0, 0.0])
+    # population: ||mu||^2 = 1, and each dimension adds (1 - 2)^2 = 1
+    assert frechet_distance(x_real, x_fake, Identity(dim)) == pytest.approx(1.0 + 3.0, rel=0.05)
+    assert frechet_distance(x_real, torch.randn(n, dim), Identity(dim)) < 0.01
+
+
+@pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")  # dead ReLU units make a covariance singular
+def test_frechet_distance_uses_the_classifier_features():
+    torch.manual_seed(0)
+    model = clf.FashionClassifier(channels=(4, 8), hidden_dim=16).eval()
+    x_real, x_fake = torch.rand(300, 1, 28, 28), torch.rand(200, 1, 28, 28) * 0.5
+    with torch.no_grad():
+        h_real, h_fake = model.features(x_real).double().numpy(), model.features(x_fake).double().numpy()
+    expected = gaussian_frechet_distance(*_sample_stats(h_real), *_sample_stats(h_fake))
+    assert frechet_distance(x_real, x_fake, model) == pytest.approx(expected, rel=1e-3)
+
+
+def test_classifier_shapes():
+    model = clf.FashionClassifier(channels=(4, 8), hidden_dim=16)
+    x = torch.rand(5, 1, 28, 28)
+    assert model.features(x).shape == (5, 16)
+    assert model(x).shape == (5, 10)
+    assert model(x.reshape(5, 784)).shape == (5, 10)
+    with pytest.raises(ValueError, match="shape"):
+        model(torch.rand(5, 3, 32, 32))
+
+
+class LabelFromFirstPixel(nn.Module):
+    """A stand-in classifier: the class is the first pixel times 10, so the histogram is known in advance."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        label = (x.reshape(len(x), -1)[:, 0] * 10).long().clamp(0, 9)
+        return nn.functional.one_hot(label, 10).float()
+
+
+def test_class_histogram_and_distance_from_uniform():
+    labels = torch.tensor([0] * 500 + [3] * 1500 + [9] * 500)
+    x = torch.zeros(len(labels), 1, 28, 28)
+    x[:, 0, 0, 0] = (labels.float() + 0.5) / 10
+    fractions = class_histogram(LabelFromFirstPixel(), x)
+    expected = torch.zeros(10, dtype=torch.float64)
+    expected[[0, 3, 9]] = torch.tensor([0.2, 0.6, 0.2], dtype=torch.float64)
+    torch.testing.assert_close(fractions, expected)
+    assert distance_from_uniform(torch.full((10,), 0.1)) == pytest.approx(0.0, abs=1e-6)
+    assert distance_from_uniform(torch.eye(10)[4]) == pytest.approx(0.9)
+    assert distance_from_uniform(fractions) == pytest.approx(0.5 * (0.1 + 0.5 + 0.1 + 7 * 0.1))
+
+
+def test_consecutive_feature_distances():
+    frames = torch.zeros(4, 1, 28, 28)
+    frames[1, 0, 0, 0], frames[2, 0, 0, 0], frames[3, 0, 0, 0] = 1.0, 3.0, 3.0
+    steps = consecutive_feature_distances(Identity(784), frames)
+    torch.testing.assert_close(steps, torch.tensor([1.0, 2.0, 0.0]))
+
+
+def _tiny_data(n: int = 256) -> FashionMNIST:
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(n) % 10
+    x = torch.rand(n, 1, 28, 28, generator=g) * 0.2
+    x[torch.arange(n), 0, 2 * y + 4, :] = 1.0  # a bright row whose position tells the class
+    return FashionMNIST(x, y, x[:64], y[:64], source=Path("."))
+
+
+def test_pretrained_classifier_trains_once_then_loads(tmp_path, monkeypatch):
+    data = _tiny_data()
+    settings = clf.ClassifierSettings(channels=(4, 8), hidden_dim=16, num_epochs=2, batch_size=64)
+    rng_before = torch.get_rng_state()
+    first = clf.pretrained_classifier(data, "cpu", cache_dir=tmp_path, settings=settings)
+    assert torch.equal(torch.get_rng_state(), rng_before), "training must not move the caller's random stream"
+    path = clf.checkpoint_path(settings, tmp_path)
+    assert path.is_file() and not first.training
+    assert not any(p.requires_grad for p in first.parameters())
+
+    def must_not_train(*args, **kwargs):
+        raise AssertionError("the cached weights should have been loaded")
+
+    monkeypatch.setattr(clf, "train_classifier", must_not_train)
+    second = clf.pretrained_classifier(data, "cpu", cache_dir=tmp_path, settings=settings)
+    for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    other = clf.ClassifierSettings(channels=(4, 8), hidden_dim=16, num_epochs=3, batch_size=64)
+    assert clf.checkpoint_path(other, tmp_path) != path
+
+
+def test_train_classifier_is_seeded_and_learns():
+    data = _tiny_data()
+    settings = clf.ClassifierSettings(channels=(4, 8), hidden_dim=16, num_epochs=3, batch_size=32, lr=1e-2)
+    a = clf.train_classifier(data, "cpu", settings)
+    b = clf.train_classifier(data, "cpu", settings)
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q)
+    assert clf.accuracy(a, data.x_train, data.y_train) > 0.5  # chance is 0.1
+
+
+def test_gan_losses_match_their_formulas():
+    real_logits, fake_logits = torch.tensor([2.0, -1.0, 0.5]), torch.tensor([-3.0, 0.0, 1.0])
+    d_real, d_fake = torch.sigmoid(real_logits), torch.sigmoid(fake_logits)
+    expected_d = -(torch.log(d_real).mean() + torch.log(1 - d_fake).mean())
+    torch.testing.assert_close(discriminator_loss(real_logits, fake_logits), expected_d)
+    torch.testing.assert_close(generator_loss(fake_logits), -torch.log(d_fake).mean())
+    # At the game's equilibrium D = 1/2 everywhere and the discriminator loss is 2 log 2.
+    zero = torch.zeros(4)
+    assert float(discriminator_loss(zero, zero)) == pytest.approx(2 * math.log(2))
+
+
+def test_generator_matches_the_vae_decoder_size():
+    from aecourse.models import VAE
+
+    vae, gan = VAE(latent_dim=20, hidden_dim=400), GAN(latent_dim=20, hidden_dim=400)
+    decoder = sum(p.numel() for m in (vae.fc3, vae.fc4) for p in m.parameters())
+    assert sum(p.numel() for p in gan.generator.parameters()) == decoder
+
+
+def test_train_gan_history_and_seeding():
+    x = _tiny_data(192).x_train
+
+    def run():
+        torch.manual_seed(123)
+        gan = GAN(latent_dim=4, hidden_dim=32)
+        return gan, train_gan(gan, x, num_epochs=2, batch_size=64, seed=7)
+
+    gan_a, history_a = run()
+    gan_b, history_b = run()
+    assert len(history_a) == 2
+    assert set(history_a.last) >= {"epoch", "d_loss", "g_loss", "d_real", "d_fake", "seconds"}
+    assert history_a["d_loss"] == history_b["d_loss"]
+    for p, q in zip(gan_a.parameters(), gan_b.parameters(), strict=True):
+        assert torch.equal(p, q)
+    assert all(0 < v < 1 for v in history_a["d_real"] + history_a["d_fake"])
+
+
+def test_train_gan_moves_discriminator_towards_telling_real_from_fake():
+    x = torch.zeros(512, 1, 28, 28)  # black images: trivially told from the generator's grey start
+    torch.manual_seed(0)
+    gan = GAN(latent_dim=4, hidden_dim=32)
+    history = train_gan(gan, x, num_epochs=1, batch_size=64, lr=1e-3)
+    assert history["d_real"][0] > history["d_fake"][0]
+
+
+def test_run_failures():
+    assert run_failures({"d_loss": [1.2, 1.1], "g_loss": [0.9, 1.0]}, torch.full((10,), 0.1)) == []
+    assert any("non-finite" in r for r in run_failures({"loss": [1.0, float("nan")]}))
+    assert any("collapsed" in r for r in run_failures({"d_loss": [1.0, 0.01]}))
+    collapsed = torch.zeros(10)
+    collapsed[[1, 7]] = 0.5
+    assert len(run_failures({}, collapsed)) == 8
+
+
+def test_generate_and_interpolate():
+    torch.manual_seed(0)
+    gan = GAN(latent_dim=4, hidden_dim=16)
+    x = generate(gan, 25, seed=3, batch_size=10)
+    assert x.shape == (25, 1, 28, 28) and float(x.min()) >= 0 and float(x.max()) <= 1
+    torch.testing.assert_close(x, generate(gan, 25, seed=3))  # the batch size does not change the draws
+    z0, z1 = torch.randn(4), torch.randn(4)
+    frames = interpolate(gan, z0, z1, steps=5)
+    assert frames.shape == (5, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(frames[0].reshape(1, -1), gan.decode(z0.unsqueeze(0)))
+        torch.testing.assert_close(frames[-1].reshape(1, -1), gan.decode(z1.unsqueeze(0)))
+    assert sampling_seconds(gan, 100, repeats=2) > 0
+
+
+def test_edge_energy():
+    from aecourse.metrics import edge_energy
+
+    stripes = torch.zeros(2, 1, 28, 28)
+    stripes[:, :, :, ::2] = 1.0  # every horizontal neighbour differs by 1, no vertical one does
+    assert edge_energy(stripes) == pytest.approx(0.5)
+    assert edge_energy(torch.full((3, 784), 0.4)) == 0.0
+
+
+def test_epoch_end_records_extra_numbers():
+    from aecourse.losses import vae_objective
+    from aecourse.models import VAE
+    from aecourse.train import fit
+
+    x = _tiny_data(128).x_train
+    torch.manual_seed(0)
+    gan = GAN(latent_dim=4, hidden_dim=16)
+    history = train_gan(gan, x, num_epochs=2, batch_size=64, epoch_end=lambda m: {"mean": float(generate(m, 8).mean())})
+    assert len(history["mean"]) == 2 and gan.training is False
+    vae = VAE(latent_dim=4, hidden_dim=16)
+    history = fit(vae, vae_objective(), x, num_epochs=2, progress=False, epoch_end=lambda m: {"calls": 1.0})
+    assert history["calls"] == [1.0, 1.0]
+
+
+def test_interpolation_steps_shape_and_zero_for_a_constant_generator():
+    from aecourse.gan import interpolation_steps
+
+    torch.manual_seed(0)
+    gan = GAN(latent_dim=4, hidden_dim=16)
+    steps = interpolation_steps(gan, Identity(784), num_pairs=3, steps=6)
+    assert steps.shape == (3, 5) and bool((steps > 0).all())
+    with torch.no_grad():
+        gan.generator.net[0].weight.zero_()  # G(z) no longer depends on z
+    assert float(interpolation_steps(gan, Identity(784), num_pairs=2, steps=4).abs().max()) == 0.0
