@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from aecourse.losses import ELBOTerms, elbo_terms
+from aecourse.runtime import seeded_eval
 
 
 @torch.no_grad()
@@ -45,16 +46,9 @@ def per_image_elbo_terms(model: nn.Module, x: torch.Tensor, *, batch_size: int =
 
     The per-image scores of the anomaly detector: -ELBO, or either of its two terms.
     """
-    was_training = model.training
-    model.eval()
-    devices = [x.device] if x.device.type == "cuda" else []
-    try:
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            parts = [elbo_terms(model, x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
-        return ELBOTerms(torch.cat([p.log_px_given_z for p in parts]), torch.cat([p.kl for p in parts]))
-    finally:
-        model.train(was_training)
+    with seeded_eval(model, x.device, seed):
+        parts = [elbo_terms(model, x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+    return ELBOTerms(torch.cat([p.log_px_given_z for p in parts]), torch.cat([p.kl for p in parts]))
 
 
 def interpolate(z_start: torch.Tensor, z_end: torch.Tensor, num_steps: int) -> torch.Tensor:

@@ -134,16 +134,10 @@ def importance_weighted_curve(
     k = 1 is the ELBO; the values rise towards log p(x) as k grows (Burda et al. 2016). Seeded, so repeatable.
     """
     from aecourse.losses import iwae_bound
+    from aecourse.runtime import seeded_eval
 
-    was_training = model.training
-    model.eval()
-    devices = [x.device] if x.device.type == "cuda" else []
-    try:
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            return {k: float(batched(lambda batch, k=k: iwae_bound(model, batch, k), x, batch_size).mean()) for k in ks}
-    finally:
-        model.train(was_training)
+    with seeded_eval(model, x.device, seed):
+        return {k: float(batched(lambda batch, k=k: iwae_bound(model, batch, k), x, batch_size).mean()) for k in ks}
 
 
 class ClassifierFeatures(nn.Module):

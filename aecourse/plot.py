@@ -69,18 +69,8 @@ def plot_curves(
     curves: Mapping[str, Sequence[float]], *, xlabel: str = "epoch", ylabel: str = "loss", title: str | None = None
 ) -> Figure:
     """Line plot of named curves against epoch 1..n (train/test losses, KL, ...)."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.2))
-    for name, values in curves.items():
-        ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=name)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    xy = {name: (list(range(1, len(values) + 1)), values) for name, values in curves.items()}
+    return plot_xy(xy, xlabel=xlabel, ylabel=ylabel, title=title)
 
 
 def rate_distortion(

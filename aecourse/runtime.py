@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import random
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 import numpy as np
@@ -43,3 +45,20 @@ def on_colab() -> bool:
 def by_device(device: torch.device | str, *, cpu: T, cuda: T) -> T:
     """Pick a budget by device: the short CPU run that CI and the built book use, or the longer GPU run."""
     return cuda if torch.device(device).type == "cuda" else cpu
+
+
+@contextmanager
+def seeded_eval(model: torch.nn.Module, device: torch.device | str, seed: int) -> Iterator[None]:
+    """Eval mode and a private, seeded random stream for a measurement, both restored afterwards.
+
+    The random draws of a VAE's z then repeat from run to run, and the caller's own stream is left as it was.
+    """
+    was_training = model.training
+    model.eval()
+    devices = [device] if torch.device(device).type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            yield
+    finally:
+        model.train(was_training)

@@ -67,7 +67,7 @@ def _unpack(result: torch.Tensor | tuple[torch.Tensor, dict]) -> tuple[torch.Ten
 def _check_finite(loss: torch.Tensor, epoch: int, step: int, lr: float) -> None:
     if not bool(torch.isfinite(loss)):
         raise TrainingDivergedError(
-            f"the loss became {float(loss)} at epoch {epoch}, step {step}; training stopped and the weights "
+            f"the loss became {float(loss.detach())} at epoch {epoch}, step {step}; training stopped and the weights "
             "hold their last finite update. Try a lower learning rate "
             f"(lr={lr:g} now), check that the inputs are finite and in range, or clip the gradients."
         )
