@@ -42,7 +42,7 @@ def _check_pair(x_hat: torch.Tensor, x: torch.Tensor) -> None:
 def mse(x_hat: torch.Tensor, x: torch.Tensor, reduction: Reduction = "mean") -> torch.Tensor:
     """Squared error ||x - x_hat||^2 (ch. 1): the negative log-likelihood of a Gaussian decoder, up to constants."""
     _check_pair(x_hat, x)
-    return _reduce_per_image((x_hat.reshape(x.shape) - x).pow(2), reduction)
+    return _reduce_per_image((x_hat.reshape(x.shape).to(x.dtype) - x).pow(2), reduction)
 
 
 def bce(x_hat: torch.Tensor, x: torch.Tensor, reduction: Reduction = "mean", *, logits: bool = False) -> torch.Tensor:
@@ -53,7 +53,7 @@ def bce(x_hat: torch.Tensor, x: torch.Tensor, reduction: Reduction = "mean", *, 
     _check_pair(x_hat, x)
     if x.numel() and (float(x.min()) < 0.0 or float(x.max()) > 1.0):
         raise ValueError("bce needs targets x in [0, 1]; scale the images or use mse for unbounded data.")
-    x_hat = x_hat.reshape(x.shape)
+    x_hat = x_hat.reshape(x.shape).to(x.dtype)  # float32 losses under bfloat16 autocast
     if logits:
         per_element = F.binary_cross_entropy_with_logits(x_hat, x, reduction="none")
     else:
@@ -100,7 +100,7 @@ class ELBOTerms:
 
 def elbo_terms(model: LatentVariableModel, x: torch.Tensor) -> ELBOTerms:
     """One-sample estimate of E_q(z|x)[log p(x|z)] and the closed-form KL(q(z|x) || p(z)), per image (ch. 3)."""
-    mu, logvar = model.encode(x)
+    mu, logvar = (t.float() for t in model.encode(x))  # float32 even under bfloat16 autocast
     z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)  # the reparameterization trick
     return ELBOTerms(model.log_px_given_z(x, z), gaussian_kl(mu, logvar, reduction="none"))
 

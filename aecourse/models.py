@@ -185,7 +185,7 @@ class VAE(GaussianEncoderMixin, nn.Module):
 
     def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x|z) summed over pixels; z may carry leading sample dimensions, (K, B, latent_dim) -> (K, B)."""
-        logits = self.decode_logits(z)
+        logits = self.decode_logits(z).to(x.dtype)  # float32 log-probabilities under bfloat16 autocast
         target = _flatten(x).expand_as(logits)
         return -F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(-1)
 
@@ -195,12 +195,35 @@ class VAE(GaussianEncoderMixin, nn.Module):
         return _like_input(self.decode(z), x), mu, logvar
 
 
+class CroppedConvTranspose2d(nn.ConvTranspose2d):
+    """`nn.ConvTranspose2d` that applies `padding` and `output_padding` as a crop of the unpadded result.
+
+    Same parameters and the same output (up to float rounding). oneDNN has no kernel for `output_padding`, so the
+    stock module drops to a slow generic path there. On the chapter 5 VAE's 14 -> 29 layer at batch 128 (2-core
+    CPU) that costs 14 ms against 6 ms for a float32 forward pass, and 54 ms against 18 ms for forward + backward
+    under bfloat16 autocast. The crop keeps the layer on oneDNN.
+    """
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        pads, extras = self.padding, self.output_padding
+        if output_size is not None or isinstance(pads, str) or any(e > p for e, p in zip(extras, pads, strict=True)):
+            return super().forward(x, output_size)  # a crop cannot add rows: keep the stock path
+        full = F.conv_transpose2d(x, self.weight, self.bias, self.stride, 0, 0, self.groups, self.dilation)
+        (ph, pw), (eh, ew) = pads, extras
+        cropped = F.pad(full, (-pw, ew - pw, -ph, eh - ph))  # negative padding crops; its backward is one pad
+        # dense, in the layout of the convolution's output: the next layers (and their backward passes) would
+        # otherwise meet a strided view and take slow, layout-mixing kernels
+        channels_last = full.dim() == 4 and full.is_contiguous(memory_format=torch.channels_last)
+        return cropped.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
 class ConvVAE(GaussianEncoderMixin, nn.Module):
     """The conv VAE of the article's torchbearer section, with shape comments that hold.
 
     The article comments `B, 32, 28, 28` after the first conv (it is 29x29: kernel 4, padding 2) and
     `B, 64, 14, 14` after the first transposed conv (it has 32 channels). The decoder ends without a
-    sigmoid, as in the article, and is trained with a summed MSE.
+    sigmoid, as in the article, and is trained with a summed MSE. Its 14 -> 29 layer is a `CroppedConvTranspose2d`:
+    the article's layer, computed on a fast path.
     """
 
     def __init__(self, latent_dim: int = 10) -> None:
@@ -219,7 +242,7 @@ class ConvVAE(GaussianEncoderMixin, nn.Module):
         self.decoder = nn.Sequential(
             nn.ConvTranspose2d(64, 32, 4, 2, 1),  # (B, 64, 7, 7) -> (B, 32, 14, 14)
             nn.ReLU(True),
-            nn.ConvTranspose2d(32, 32, 4, 2, 1, 1),  # (B, 32, 14, 14) -> (B, 32, 29, 29)
+            CroppedConvTranspose2d(32, 32, 4, 2, 1, 1),  # (B, 32, 14, 14) -> (B, 32, 29, 29)
             nn.ReLU(True),
             nn.ConvTranspose2d(32, 1, 4, 1, 2),  # (B, 32, 29, 29) -> (B, 1, 28, 28)
         )
@@ -237,7 +260,7 @@ class ConvVAE(GaussianEncoderMixin, nn.Module):
     def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log N(x; x_hat, 1/2): the summed MSE of the article is -log p(x|z) up to a constant."""
         lead = z.shape[:-1]
-        x_hat = self.decode(z.reshape(-1, self.latent_dim)).reshape(*lead, NUM_PIXELS)
+        x_hat = self.decode(z.reshape(-1, self.latent_dim)).reshape(*lead, NUM_PIXELS).to(x.dtype)
         squared = (x_hat - _flatten(x)).pow(2).sum(-1)
         return -squared - 0.5 * NUM_PIXELS * math.log(math.pi)
 

@@ -37,6 +37,19 @@ def pick_device(prefer: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def native_bfloat16(device: torch.device | str) -> bool:
+    """True where bfloat16 matmuls and convolutions run in hardware (AVX512-BF16 or AMX CPUs, Ampere+ GPUs).
+
+    Elsewhere bfloat16 is emulated and slower than float32, so mixed precision only pays where this holds.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type == "cpu":
+        return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False
+
+
 def on_colab() -> bool:
     """True inside Google Colab, where the setup cell installs what is missing."""
     return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ

@@ -4,13 +4,15 @@ same machine, in one run.
 (a) the article's path: torchvision's FashionMNIST Dataset with ToTensor, a DataLoader with num_workers=8,
     and a torchbearer Trial (the chapter 5 glue: StateVAE, beta_kl);
 (b) aecourse.train.fit on in-memory tensors (the whole set resident on the device), with channels_last for the
-    conv model.
+    conv model, and with bfloat16 autocast where the hardware has bfloat16.
 
 Both train the same network with the same loss for one epoch (or --batches batches) from the same seed; the
-benchmark reports images per second and seconds per epoch, writes JSON and a Markdown table to
+benchmark reports images per second, seconds per epoch and the test loss after the epoch (same metric for every
+path, so a faster path that learns less shows). It also counts the FLOPs of one training step and measures the
+machine's matmul peak, which bounds how fast any path can be. It writes JSON and a Markdown table to
 benchmarks/results/, which the book's appendix shows.
 
-Usage:  python benchmarks/run.py [--device cuda] [--batches 100] [--batch-size 128] [--workers 8]
+Usage:  python benchmarks/run.py [--device cuda] [--batches 100] [--rounds 3] [--batch-size 128] [--workers 8]
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from torch import nn
 from aecourse.data import default_cache_dir, load_fashion_mnist
 from aecourse.losses import bce, vae_objective
 from aecourse.models import VAE, ConvVAE
-from aecourse.runtime import pick_device, set_seed
-from aecourse.train import fit
+from aecourse.runtime import native_bfloat16, pick_device, set_seed
+from aecourse.train import evaluate, fit
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -76,15 +78,57 @@ def article_path(
 
 
 def aecourse_path(
-    model: nn.Module, beta: float, x_train: torch.Tensor, *, batch_size: int, batches, channels_last: bool
+    model: nn.Module,
+    beta: float,
+    x_train: torch.Tensor,
+    *,
+    batch_size: int,
+    batches,
+    channels_last: bool,
+    mixed_precision: bool,
 ) -> tuple[float, int]:
     """One epoch of aecourse.train.fit over tensors already on the device."""
     x = x_train[: batches * batch_size] if batches else x_train
     _sync(x.device)
     start = time.perf_counter()
-    fit(model, vae_objective(beta), x, num_epochs=1, batch_size=batch_size, lr=5e-4, channels_last=channels_last)
+    fit(
+        model,
+        vae_objective(beta),
+        x,
+        num_epochs=1,
+        batch_size=batch_size,
+        lr=5e-4,
+        channels_last=channels_last,
+        mixed_precision=mixed_precision,
+    )
     _sync(x.device)
     return time.perf_counter() - start, len(x)
+
+
+def flops_per_image(model: nn.Module, beta: float, batch_size: int, device: torch.device) -> float:
+    """FLOPs of one training step (forward, loss, backward) per image, counted by torch's FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.rand(batch_size, 1, 28, 28, device=device)
+    with FlopCounterMode(display=False) as counter:
+        loss, _ = vae_objective(beta)(model, x)
+        loss.backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / batch_size
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
+    """The machine's dense matmul throughput in FLOP/s: a ceiling for any training path on it."""
+    a = torch.rand(n, n, device=device, dtype=dtype)
+    b = torch.rand(n, n, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    _sync(device)
+    return 2 * n**3 * repeats / (time.perf_counter() - start)
 
 
 def bernoulli_criterion(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -98,23 +142,43 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128, help="the article's 128")
     parser.add_argument("--workers", type=int, default=8, help="DataLoader workers in the article's path (8)")
     parser.add_argument("--batches", type=int, default=0, help="time this many batches instead of a full epoch")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; each path reports its median")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    if args.rounds < 1 or args.batches < 0:
+        parser.error(f"--rounds must be >= 1 and --batches >= 0; got {args.rounds} and {args.batches}.")
 
     device = pick_device(args.device)
     data = load_fashion_mnist(device=device)
     epoch_images = len(data.x_train)
-    runs = []
+    bf16 = native_bfloat16(device)
+    peaks = {"float32": matmul_peak(device, torch.float32)}
+    if bf16:
+        peaks["bfloat16"] = matmul_peak(device, torch.bfloat16)
+    print("matmul peak: " + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in peaks.items()))
     cases = [
         ("conv VAE (ch. 5)", lambda: ConvVAE(latent_dim=10), 5.0, None),
         ("MLP VAE (ch. 3)", lambda: VAE(latent_dim=20), 1.0, bernoulli_criterion),
     ]
+    flops = {}
+    jobs = []  # (model name, build, beta, criterion, label, channels_last, mixed_precision); None: the article's
     for name, build, beta, criterion in cases:
-        conv = "conv" in name
-        paths = [("article: DataLoader + torchbearer", None)]
-        paths += [("aecourse: fit, NCHW", False), ("aecourse: fit, channels_last", True)] if conv else []
-        paths += [] if conv else [("aecourse: fit", False)]
-        for path, channels_last in paths:
+        flops[name] = flops_per_image(build().to(device), beta, args.batch_size, device)
+        paths: list[tuple[str, bool | None, bool]] = [("article: DataLoader + torchbearer", None, False)]
+        if "conv" in name:
+            paths += [("aecourse: fit, NCHW", False, False), ("aecourse: fit, channels_last", True, False)]
+            paths += [("aecourse: fit, channels_last, bf16 autocast", True, True)] if bf16 else []
+        else:
+            paths += [("aecourse: fit", False, False)]
+            paths += [("aecourse: fit, bf16 autocast", False, True)] if bf16 else []
+        jobs += [(name, build, beta, criterion, *path) for path in paths]
+
+    # Rounds interleave the paths, so that a slow spell of a shared machine hits every path alike; each path's
+    # figure is its median round.
+    timings: dict[tuple[str, str], list[tuple[float, int]]] = {}
+    test_losses: dict[tuple[str, str], float] = {}
+    for round_index in range(args.rounds):
+        for name, build, beta, criterion, path, channels_last, mixed_precision in jobs:
             set_seed(0)
             model = build().to(device)
             if channels_last is None:
@@ -137,16 +201,32 @@ def main() -> None:
                     batch_size=args.batch_size,
                     batches=args.batches,
                     channels_last=channels_last,
+                    mixed_precision=mixed_precision,
                 )
-            row = {
+            timings.setdefault((name, path), []).append((seconds, images))
+            if round_index == 0:  # every round trains the same model from the same seed
+                model = model.to(memory_format=torch.contiguous_format)
+                test_losses[name, path] = evaluate(model, vae_objective(beta), data.x_test)["loss"]
+            print(
+                f"round {round_index + 1}/{args.rounds}  {name:18} {path:44} {images / seconds:9.0f} img/s "
+                f"{epoch_images * seconds / images:8.2f} s/epoch  test loss {test_losses[name, path]:.2f}",
+                flush=True,
+            )
+    runs = []
+    for (name, path), rounds in timings.items():
+        seconds, images = sorted(rounds)[len(rounds) // 2]
+        runs.append(
+            {
                 "model": name,
                 "path": path,
                 "images_per_second": images / seconds,
                 "seconds_per_epoch": epoch_images * seconds / images,
+                "seconds_per_epoch_each_round": [epoch_images * t / n for t, n in rounds],
                 "timed_images": images,
+                "gflops_per_second": images * flops[name] / seconds / 1e9,
+                "test_loss": test_losses[name, path],
             }
-            runs.append(row)
-            print(f"{name:18} {path:36} {row['images_per_second']:9.0f} img/s {row['seconds_per_epoch']:8.2f} s/epoch")
+        )
     for name in {r["model"] for r in runs}:
         base = next(r for r in runs if r["model"] == name and r["path"].startswith("article"))
         for r in runs:
@@ -161,11 +241,15 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "batch_size": args.batch_size,
         "workers_in_article_path": args.workers,
-        "timed": f"{args.batches} batches" if args.batches else "one full epoch",
+        "timed": (f"{args.batches} batches" if args.batches else "one full epoch")
+        + f", median of {args.rounds} interleaved rounds",
         "machine": platform.machine(),
         "command": "python benchmarks/run.py"
         + (f" --device {args.device}" if args.device else "")
-        + (f" --batches {args.batches}" if args.batches else ""),
+        + (f" --batches {args.batches}" if args.batches else "")
+        + (f" --rounds {args.rounds}" if args.rounds != 3 else ""),
+        "matmul_peak_gflops": {k: v / 1e9 for k, v in peaks.items()},
+        "train_step_mflops_per_image": {k: v / 1e6 for k, v in flops.items()},
         "runs": runs,
     }
     args.out.mkdir(parents=True, exist_ok=True)
@@ -177,18 +261,24 @@ def main() -> None:
 
 def markdown_table(result: dict) -> str:
     """The appendix table: one row per model and path."""
+    peaks = ", ".join(f"{k} {v:,.0f} GFLOP/s" for k, v in result["matmul_peak_gflops"].items())
     lines = [
         f"Measured on {result['device']} ({result['machine']}, torch {result['torch']}, {result['threads']} threads), "
-        f"batch size {result['batch_size']}, {result['timed']}, with `{result['command']}`.",
+        f"batch size {result['batch_size']}, {result['timed']}, with `{result['command']}`. "
+        f"Test loss: the model's loss on the 10,000 test images after the timed training (nats per image).",
         "",
-        "| model | path | images / s | s / epoch | speed-up vs article |",
-        "|---|---|---:|---:|---:|",
+        "| model | path | images / s | s / epoch | s / epoch, each round | GFLOP/s | test loss | speed-up vs article |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["runs"]:
+        each_round = " / ".join(f"{t:.1f}" for t in r["seconds_per_epoch_each_round"])
         lines.append(
             f"| {r['model']} | {r['path']} | {r['images_per_second']:,.0f} | {r['seconds_per_epoch']:.2f} "
-            f"| {r['speedup_vs_article']:.2f}x |"
+            f"| {each_round} | {r['gflops_per_second']:.1f} | {r['test_loss']:.1f} | {r['speedup_vs_article']:.2f}x |"
         )
+    lines += ["", f"Dense matmul peak of the same machine: {peaks}. One training step costs"]
+    steps = [f"{v:.1f} MFLOP per image for the {k}" for k, v in result["train_step_mflops_per_image"].items()]
+    lines[-1] += " " + " and ".join(steps) + " (forward, loss and backward, counted by `FlopCounterMode`)."
     return "\n".join(lines) + "\n"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from aecourse.models import VAE, Autoencoder, ConvVAE, DenoisingAutoencoder
+from aecourse.models import VAE, Autoencoder, ConvVAE, CroppedConvTranspose2d, DenoisingAutoencoder
 
 
 @pytest.fixture
@@ -84,6 +84,38 @@ def test_conv_vae_intermediate_shapes_match_the_corrected_comments(images):
     assert shapes[2] == (32, 29, 29) and shapes[4] == (1, 28, 28)
     x_hat, mu, logvar = model(images)
     assert x_hat.shape == images.shape and mu.shape == (5, 10)
+
+
+@pytest.mark.parametrize(
+    "args, size",
+    [
+        ((32, 32, 4, 2, 1, 1), 14),  # the chapter 5 layer, 14 -> 29
+        ((3, 5, 3, 2, 1, 0), 9),
+        ((3, 5, (4, 3), (2, 3), (2, 1), (1, 0)), 8),
+        ((4, 6, 3, 1, 0, 0, 2), 7),  # groups
+        ((3, 5, 3, 2, 0, 1), 9),  # output_padding > padding: the stock path
+    ],
+)
+def test_cropped_conv_transpose_is_the_stock_layer(args, size):
+    torch.manual_seed(0)
+    stock = torch.nn.ConvTranspose2d(*args)
+    cropped = CroppedConvTranspose2d(*args)
+    cropped.load_state_dict(stock.state_dict())
+    x = torch.randn(2, args[0], size, size)
+    x_stock, x_cropped = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    out_stock, out_cropped = stock(x_stock), cropped(x_cropped)
+    assert out_cropped.shape == out_stock.shape
+    torch.testing.assert_close(out_cropped, out_stock, rtol=1e-5, atol=1e-5)
+    grad = torch.randn_like(out_stock)
+    out_stock.backward(grad)
+    out_cropped.backward(grad)
+    torch.testing.assert_close(x_cropped.grad, x_stock.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(cropped.weight.grad, stock.weight.grad, rtol=1e-4, atol=1e-4)
+
+
+def test_cropped_conv_transpose_honours_output_size():
+    layer = CroppedConvTranspose2d(2, 2, 4, 2, 1)
+    assert layer(torch.randn(1, 2, 7, 7), output_size=[15, 15]).shape == (1, 2, 15, 15)
 
 
 @pytest.mark.parametrize("model", [Autoencoder(), VAE(), ConvVAE()], ids=["ae", "vae", "conv_vae"])

@@ -7,7 +7,7 @@ import torch
 
 from aecourse.losses import reconstruction_objective, vae_objective
 from aecourse.models import VAE, Autoencoder, ConvVAE
-from aecourse.runtime import by_device, pick_device, set_seed
+from aecourse.runtime import by_device, native_bfloat16, pick_device, set_seed
 from aecourse.train import TrainingDivergedError, evaluate, fit, load_checkpoint, save_checkpoint
 
 
@@ -49,6 +49,26 @@ def test_conv_vae_trains_channels_last(small_images):
     model = ConvVAE(latent_dim=4)
     history = fit(model, vae_objective(), small_images[:64], num_epochs=2, batch_size=32, channels_last=True)
     assert history["train_loss"][1] < history["train_loss"][0]
+
+
+@pytest.mark.skipif(not native_bfloat16("cpu"), reason="this CPU has no hardware bfloat16 (AVX512-BF16 or AMX)")
+def test_mixed_precision_trains_and_keeps_float32_state(small_images):
+    set_seed(0)
+    model = ConvVAE(latent_dim=4)
+    history = fit(
+        model, vae_objective(), small_images[:64], num_epochs=3, batch_size=32, channels_last=True, mixed_precision=True
+    )
+    assert history["train_loss"][2] < history["train_loss"][0]
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, terms = vae_objective()(model, small_images[:8])
+    assert loss.dtype == torch.float32 and terms["kl"].dtype == torch.float32  # the loss is summed in float32
+
+
+def test_mixed_precision_is_refused_without_hardware_bfloat16(small_images, monkeypatch):
+    monkeypatch.setattr("aecourse.train.native_bfloat16", lambda device: False)
+    with pytest.raises(ValueError, match="no hardware bfloat16"):
+        fit(VAE(latent_dim=4), vae_objective(), small_images, num_epochs=1, mixed_precision=True)
 
 
 def test_same_seed_same_history(small_images):
@@ -119,3 +139,4 @@ def test_device_choice():
         assert pick_device().type == "cpu"
         with pytest.raises(RuntimeError, match="no CUDA GPU"):
             pick_device("cuda")
+    assert isinstance(native_bfloat16("cpu"), bool) and native_bfloat16("meta") is False
