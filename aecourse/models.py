@@ -200,8 +200,8 @@ class CroppedConvTranspose2d(nn.ConvTranspose2d):
 
     Same parameters and the same output (up to float rounding). oneDNN has no kernel for `output_padding`, so the
     stock module drops to a slow generic path there. The crop keeps the layer on oneDNN: one training step of the
-    chapter 5 VAE (batch 128, channels_last, 2-core CPU) took 95 ms against 115 ms in float32, and 54 ms against
-    111 ms under bfloat16 autocast (benchmarks/train_step.py).
+    chapter 5 VAE (batch 128, channels_last, 2-core CPU) took 84 ms against 114 ms in float32, and 48 ms against
+    91 ms under bfloat16 autocast (benchmarks/train_step.py).
     """
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:

@@ -83,9 +83,9 @@ def main() -> None:
         f"Measured on CPU ({torch.get_num_threads()} threads, torch {torch.__version__}), batch {args.batch_size}, "
         f"mean of {args.steps} steps after 5 warm-up steps, with `python benchmarks/train_step.py"
         + (" --compile" if args.compile else "")
-        + "`.",
+        + "`. Stock: the article's `nn.ConvTranspose2d(32, 32, 4, 2, 1, 1)`; cropped: `CroppedConvTranspose2d`.",
         "",
-        "| 14 -> 29 layer | layout | precision | torch.compile | ms / step | warm-up s |",
+        "| 14 → 29 layer | layout | precision | compiled | ms / step | warm-up, s |",
         "|---|---|---|---|---:|---:|",
     ]
     print(lines[0])
@@ -98,7 +98,7 @@ def main() -> None:
             steps=args.steps,
             batch_size=args.batch_size,
         )
-        layer = "nn.ConvTranspose2d (stock)" if stock else "CroppedConvTranspose2d"
+        layer = "stock" if stock else "cropped"
         layout = "channels_last" if channels_last else "NCHW"
         precision = "bf16 autocast" if bf16 else "float32"
         lines.append(
