@@ -100,7 +100,7 @@ class ELBOTerms:
 
 def elbo_terms(model: LatentVariableModel, x: torch.Tensor) -> ELBOTerms:
     """One-sample estimate of E_q(z|x)[log p(x|z)] and the closed-form KL(q(z|x) || p(z)), per image (ch. 3)."""
-    mu, logvar = (t.float() for t in model.encode(x))  # float32 even under bfloat16 autocast
+    mu, logvar = (t.to(x.dtype) for t in model.encode(x))  # the images' precision, even under bfloat16 autocast
     z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)  # the reparameterization trick
     return ELBOTerms(model.log_px_given_z(x, z), gaussian_kl(mu, logvar, reduction="none"))
 

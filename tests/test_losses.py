@@ -134,3 +134,10 @@ def test_iwae_grows_with_k_on_a_fixed_vae():
     assert values[0] < values[1] < values[2]
     assert values[2] >= float(elbo)
     assert not math.isnan(values[2])
+
+
+def test_elbo_terms_keep_the_precision_of_the_images():
+    # float32 under bfloat16 autocast (see test_train), and float64 stays float64
+    model = VAE(latent_dim=3).double()
+    terms = elbo_terms(model, torch.rand(4, 784, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
+    assert terms.kl.dtype == torch.float64 and terms.elbo.dtype == torch.float64
