@@ -198,10 +198,10 @@ class VAE(GaussianEncoderMixin, nn.Module):
 class CroppedConvTranspose2d(nn.ConvTranspose2d):
     """`nn.ConvTranspose2d` that applies `padding` and `output_padding` as a crop of the unpadded result.
 
-    Same parameters and the same output (up to float rounding). oneDNN has no kernel for `output_padding`, so the
-    stock module drops to a slow generic path there. The crop keeps the layer on oneDNN: one training step of the
-    chapter 5 VAE (batch 128, channels_last, 2-core CPU) took 84 ms against 114 ms in float32, and 48 ms against
-    91 ms under bfloat16 autocast (benchmarks/train_step.py).
+    Same parameters and the same output (up to float rounding). PyTorch does not send a transposed convolution with
+    `output_padding` to oneDNN; the profiler shows the stock module on a slower generic path. The crop keeps the
+    layer on oneDNN: one training step of the chapter 5 VAE (batch 128, channels_last, 2-core CPU) took 84 ms
+    against 114 ms in float32, and 48 ms against 91 ms under bfloat16 autocast (benchmarks/train_step.py).
     """
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:

@@ -1,8 +1,8 @@
 """Micro-benchmark: one training step of the chapter 5 conv VAE, per transposed-conv layer, layout and precision.
 
 It isolates what the epoch benchmark (run.py) cannot: the cost of the stock `nn.ConvTranspose2d` with
-`output_padding` (oneDNN has no kernel for it) against `CroppedConvTranspose2d`, the same layer computed as a
-crop; and, with --compile, what torch.compile adds on this machine. Writes benchmarks/results/train_step_<device>.md.
+`output_padding` (which PyTorch runs outside oneDNN) against `CroppedConvTranspose2d`, the same layer computed as a
+crop; and, with --compile, what torch.compile adds on this machine. Writes benchmarks/results/train_step_cpu.md.
 
 Usage:  python benchmarks/train_step.py [--steps 40] [--batch-size 128] [--compile]
 """
