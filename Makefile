@@ -6,11 +6,13 @@ STAMP := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard book/[0-9]*.ipynb))
 # EXECUTE=force re-executes every notebook (and saves the outputs) before building the book.
 EXECUTE ?= off
-# MathJax travels with the book when npm can fetch it (the pages then render offline); else the CDN is used.
+# MathJax travels with the book (the pages then render offline), fetched with npm. A reader without npm builds
+# with MATHJAX=cdn: the pages then load MathJax from a CDN. A failed fetch fails the build (nothing silent).
+MATHJAX ?= local
 MATHJAX_VERSION := 3.2.2
 MATHJAX_DIR := .cache/mathjax-$(MATHJAX_VERSION)/es5
 
-.PHONY: book test unit lint execute bench clean
+.PHONY: book test unit lint execute checkpoints bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,33 +25,59 @@ book: $(STAMP)
 ifeq ($(EXECUTE),force)
 	$(BIN)/python tools/execute_notebooks.py $(NOTEBOOKS)
 endif
-	@if [ ! -f $(MATHJAX_DIR)/tex-mml-chtml.js ] && command -v npm >/dev/null 2>&1; then \
-	  mkdir -p .cache && cd .cache && npm pack -q mathjax@$(MATHJAX_VERSION) >/dev/null 2>&1 \
-	  && tar xzf mathjax-$(MATHJAX_VERSION).tgz && rm -rf mathjax-$(MATHJAX_VERSION) \
-	  && mv package mathjax-$(MATHJAX_VERSION) && rm mathjax-$(MATHJAX_VERSION).tgz \
-	  || echo "MathJax could not be fetched: the book will load it from the CDN"; fi
+	@case "$(MATHJAX)" in local|cdn) ;; *) echo "make: MATHJAX must be local or cdn, not '$(MATHJAX)'." >&2; exit 1;; esac
+	@if [ "$(MATHJAX)" = local ] && [ ! -f $(MATHJAX_DIR)/tex-mml-chtml.js ]; then \
+	  if ! command -v npm >/dev/null 2>&1; then \
+	    echo "make: npm is not installed. It fetches MathJax $(MATHJAX_VERSION), which travels with the book so" \
+	      "that its pages render offline. Install it (Debian/Ubuntu: sudo apt-get install npm), or build with" \
+	      "'make $@ MATHJAX=cdn' to have the pages load MathJax from a CDN." >&2; exit 1; fi; \
+	  rm -rf .cache/mathjax-fetch && mkdir -p .cache/mathjax-fetch \
+	  && (cd .cache/mathjax-fetch && npm pack -q mathjax@$(MATHJAX_VERSION) >/dev/null \
+	      && tar xzf mathjax-$(MATHJAX_VERSION).tgz) \
+	  && rm -rf .cache/mathjax-$(MATHJAX_VERSION) && mv .cache/mathjax-fetch/package .cache/mathjax-$(MATHJAX_VERSION) \
+	  && rm -rf .cache/mathjax-fetch \
+	  || { echo "make: fetching MathJax with 'npm pack mathjax@$(MATHJAX_VERSION)' failed (npm's message is above)." \
+	         "Check that npm reaches its registry (npm config get registry; npm ping), or build with" \
+	         "'make $@ MATHJAX=cdn' to load MathJax from a CDN." >&2; exit 1; }; fi
 	rm -rf _build/html _build/.doctrees _build/screenshots
-	if [ -f $(MATHJAX_DIR)/tex-mml-chtml.js ]; then export AECOURSE_MATHJAX_DIR=$(CURDIR)/$(MATHJAX_DIR); fi; \
+	if [ "$(MATHJAX)" = local ]; then export AECOURSE_MATHJAX_DIR=$(CURDIR)/$(MATHJAX_DIR); fi; \
 	  $(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
 
+# The notebooks run twice: strict nbval on the stored models (the load path: what the book shows, on the CPU so
+# that a GPU machine compares the same outputs), then every training cell at the smoke budget (--nbval-lax: the
+# outputs of a few seconds of training are not compared, but every cell must run and every assert hold).
 test: $(STAMP)
-	$(BIN)/ruff check .
+	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory book
-	$(BIN)/python -m pytest --nbval --nbval-current-env tests book
+	AECOURSE_DEVICE=cpu $(BIN)/python -m pytest --nbval --nbval-current-env tests book
+	AECOURSE_BUDGET=smoke AECOURSE_RETRAIN=1 $(BIN)/python -m pytest --nbval-lax --nbval-current-env book
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check aecourse tests tools benchmarks
+	$(BIN)/ruff format --check aecourse tests tools benchmarks book
 
 execute: $(STAMP)
 	$(BIN)/python tools/execute_notebooks.py $(if $(NB),$(NB),$(NOTEBOOKS))
+
+# Train every model of the book at the full budget (NB=book/03_vae.ipynb for one chapter), on CPU or CUDA: what is
+# stored and still matches its chapter's config is loaded, the rest is trained and stored model by model; then the
+# notebooks are re-executed on the load path and saved. Resumable: run it again after an interruption.
+checkpoints: $(STAMP)
+	$(BIN)/python tools/train_checkpoints.py $(NB)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
 	rm -rf _build
+
+# The latent explorer's assets (book/explorer.md): ONNX decoders with their JSON, and onnxruntime-web from npm,
+# into .cache/explorer. The book build makes them too (book/_ext/explorer_assets.py, only what changed);
+# FORCE=1 re-exports the decoders even when their fingerprint is current.
+.PHONY: explorer
+explorer: $(STAMP)
+	$(BIN)/python tools/export_explorer.py $(if $(FORCE),--force)

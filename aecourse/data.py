@@ -1,4 +1,5 @@
-"""Fashion-MNIST, found offline and verified; and the input noise of the denoising autoencoder (chapter 2).
+"""Fashion-MNIST, found offline and verified; and the transforms of its images: the input noise of the
+denoising autoencoder (chapter 2) and dynamic binarization (chapter 3).
 
 Every chapter loads the data through `load_fashion_mnist`. The IDX files are read by torchvision's own
 reader, which wants them gunzipped under `ROOT/FashionMNIST/raw/`; this module finds the files, unpacks
@@ -11,17 +12,24 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import shutil
+import re
 import tempfile
+import time
+import warnings
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from aecourse.checks import check_nonnegative, check_probability
+
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 DATA_ENV = "AECOURSE_DATA"
 CACHE_ENV = "AECOURSE_CACHE"
+# A temporary file of an unpacking older than this was left by a killed process (unpacking takes about a second).
+STALE_AFTER_S = 600.0
 
 CLASS_NAMES: tuple[str, ...] = (
     "T-shirt/top",
@@ -80,7 +88,12 @@ HOW_TO_GET_IT = (
 
 @dataclass
 class FashionMNIST:
-    """The train and test splits as tensors: images (N, 1, 28, 28) float32 in [0, 1], labels int64."""
+    """The train and test splits as tensors: images (N, 1, 28, 28) float32 in [0, 1], labels int64.
+
+    `source` is the folder the files were read from and verified in. A damaged source is an error even when the
+    cache holds a good copy, rather than a fallback to the cache: the user named or installed that source, and a
+    load that quietly reads something else hides the damage until the cache is cleared.
+    """
 
     x_train: torch.Tensor
     y_train: torch.Tensor
@@ -113,12 +126,37 @@ def _find_file(folder: Path, name: str) -> Path | None:
     return None
 
 
+def _layouts(folder: Path) -> tuple[Path, Path]:
+    """Where the files may lie under `folder`: directly in it, or torchvision-style in FashionMNIST/raw."""
+    return folder, folder / "FashionMNIST" / "raw"
+
+
 def _complete_folder(folder: Path, spec: IdxSpec) -> dict[str, Path] | None:
     """The four files in `folder` (or its torchvision-style `FashionMNIST/raw`), if all are there."""
-    for candidate in (folder, folder / "FashionMNIST" / "raw"):
+    for candidate in _layouts(folder):
         found = {name: _find_file(candidate, name) for name in spec.sha256}
         if all(found.values()):
             return found  # type: ignore[return-value]
+    return None
+
+
+def _what_is_missing(folder: Path, spec: IdxSpec) -> str:
+    """Why `folder` does not hold the data: it is not a folder, or these files are missing from it."""
+    if not folder.is_dir():
+        return f"{folder} is not a folder" if folder.exists() else f"{folder} does not exist"
+    missing = min(
+        ([name for name in spec.sha256 if _find_file(candidate, name) is None] for candidate in _layouts(folder)),
+        key=len,
+    )
+    return f"{folder} lacks {', '.join(missing)} (each gzipped or not, directly in it or in FashionMNIST/raw/)"
+
+
+def _explicit_folder(root: str | Path | None) -> tuple[Path, str] | None:
+    """The folder the user named, by `root=` or $AECOURSE_DATA, and how they named it (for error messages)."""
+    if root is not None:
+        return Path(root).expanduser(), "root="
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV]).expanduser(), f"${DATA_ENV}"
     return None
 
 
@@ -130,48 +168,124 @@ def _sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _unpack_verified(source: Path, target: Path, expected_sha256: str) -> None:
+def _how_to_replace(source: Path) -> str:
+    if source.is_relative_to(DEBIAN_DIR):
+        return "Reinstall the package: `sudo apt-get install --reinstall dataset-fashion-mnist`."
+    return "Delete it and get the data again.\n" + HOW_TO_GET_IT
+
+
+def _chunks(source: Path) -> Iterator[bytes]:
+    """The decompressed content of `source`, in blocks; a corrupt or truncated file is a DataError naming it."""
+    opener = gzip.open if source.suffix == ".gz" else open
+    try:
+        with opener(source, "rb") as handle:
+            while block := handle.read(1 << 20):
+                yield block
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{source} is corrupt or truncated ({exc}). " + _how_to_replace(source)) from exc
+
+
+def _check_sha256(source: Path, actual: str, expected: str) -> None:
+    if actual != expected:
+        raise DataError(
+            f"{source} does not hold the expected data: SHA-256 of its content is {actual}, expected {expected}. "
+            "The file is damaged or is not Fashion-MNIST. " + _how_to_replace(source)
+        )
+
+
+def _verify_source(source: Path, expected_sha256: str) -> None:
+    """Refuse a damaged source even when the cache already holds a good copy: `source` must tell the truth."""
+    digest = hashlib.sha256()
+    for block in _chunks(source):
+        digest.update(block)
+    _check_sha256(source, digest.hexdigest(), expected_sha256)
+
+
+def _cache_error(folder: Path, exc: OSError) -> DataError:
+    return DataError(
+        f"the cache folder {folder} cannot be written ({exc}). The unpacked Fashion-MNIST files go there; "
+        f"set {CACHE_ENV}=/a/writable/folder or pass cache_dir= to load_fashion_mnist."
+    )
+
+
+def _tmp_prefix(name: str) -> str:
+    """The prefix of the temporary file that `name` is unpacked through: `.<name>.` plus mkstemp's 8 characters."""
+    return f".{name}."
+
+
+def _unpack(source: Path, target: Path, expected_sha256: str) -> None:
     """Copy or gunzip `source` to `target` through a temporary file, so a failure leaves nothing behind."""
-    if target.is_file() and _sha256_of(target) == expected_sha256:
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        handle, tmp_name = tempfile.mkstemp(prefix=_tmp_prefix(target.name), dir=target.parent)
+    except OSError as exc:
+        raise _cache_error(target.parent, exc) from exc
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(handle, "wb") as out:
-            opener = gzip.open if source.suffix == ".gz" else open
-            try:
-                with opener(source, "rb") as inp:
-                    shutil.copyfileobj(inp, out, 1 << 20)
-            except (OSError, EOFError, zlib.error) as exc:
-                raise DataError(
-                    f"{source} is corrupt or truncated ({exc}). Delete it and get the data again.\n" + HOW_TO_GET_IT
-                ) from exc
-        actual = _sha256_of(tmp)
-        if actual != expected_sha256:
-            raise DataError(
-                f"{source} does not hold the expected data: SHA-256 of its content is {actual}, "
-                f"expected {expected_sha256}. The file is damaged or is not Fashion-MNIST; delete it "
-                "and get the data again.\n" + HOW_TO_GET_IT
-            )
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the unpacked data are ordinary readable files
-        os.replace(tmp, target)
+        digest = hashlib.sha256()
+        try:
+            with os.fdopen(handle, "wb") as out:
+                for block in _chunks(source):  # a read error is a DataError, not an OSError: it names the source
+                    digest.update(block)
+                    out.write(block)
+            os.chmod(tmp, 0o644)  # mkstemp creates 0600; the unpacked data are ordinary readable files
+        except OSError as exc:
+            raise _cache_error(target.parent, exc) from exc
+        _check_sha256(source, digest.hexdigest(), expected_sha256)  # before the copy takes the target's name
+        try:
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise _cache_error(target.parent, exc) from exc
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def _prepare_raw_folder(files: dict[str, Path], cache_dir: Path, spec: IdxSpec) -> Path:
-    """Make `cache_dir/FashionMNIST/raw` hold verified, gunzipped copies; return the torchvision root."""
+def _raw_folder(cache_dir: Path) -> Path:
+    """`cache_dir/FashionMNIST/raw`, created; a cache path that cannot be a folder is a DataError that says so."""
     raw = cache_dir / "FashionMNIST" / "raw"
-    for name, source in files.items():
-        if source.parent.resolve() == raw.resolve() and source.name == name:
-            if _sha256_of(source) != spec.sha256[name]:
-                raise DataError(
-                    f"{source} does not hold the expected data (checksum mismatch). Delete it and get "
-                    "the data again.\n" + HOW_TO_GET_IT
-                )
+    try:
+        raw.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file where a folder should be, no permission, a read-only file system
+        raise _cache_error(cache_dir, exc) from exc
+    return raw
+
+
+def _remove_stale_temporaries(raw: Path, spec: IdxSpec) -> None:
+    """Delete temporary files that a killed unpacking left behind; ours only, and only old ones.
+
+    Another process may be unpacking into the same cache right now (it takes about a second), so a temporary
+    file younger than STALE_AFTER_S is left alone.
+    """
+    now = time.time()
+    prefixes = "|".join(re.escape(_tmp_prefix(name)) for name in spec.sha256)
+    ours = re.compile(f"(?:{prefixes})[a-z0-9_]{{8}}")  # mkstemp's 8 random characters
+    for path in raw.iterdir():
+        if not ours.fullmatch(path.name):
             continue
-        _unpack_verified(source, raw / name, spec.sha256[name])
+        try:
+            if now - path.stat().st_mtime > STALE_AFTER_S:
+                path.unlink()
+        except FileNotFoundError:  # another process cleaned it first
+            continue
+        except OSError as exc:  # a read-only shared cache still serves its verified files: say so, go on
+            message = f"could not delete {path}, left by an interrupted unpacking ({exc}); delete it by hand."
+            warnings.warn(message, stacklevel=4)  # points at the caller of load_fashion_mnist
+
+
+def _prepare_raw_folder(files: dict[str, Path], cache_dir: Path, spec: IdxSpec) -> Path:
+    """Make `cache_dir/FashionMNIST/raw` hold verified, gunzipped copies of `files`; return the torchvision root.
+
+    Every source file is verified, even when the cache already holds a good copy: a damaged source is an error
+    that names it, never a silent load from the cache (which would make `FashionMNIST.source` lie).
+    """
+    raw = _raw_folder(cache_dir)
+    _remove_stale_temporaries(raw, spec)
+    for name, source in files.items():
+        target = raw / name
+        already_there = source.resolve() == target.resolve()  # found in the cache, or downloaded there
+        if already_there or (target.is_file() and _sha256_of(target) == spec.sha256[name]):
+            _verify_source(source, spec.sha256[name])
+        else:
+            _unpack(source, target, spec.sha256[name])  # verifies while it copies
     return cache_dir
 
 
@@ -210,7 +324,7 @@ def _check_split(images: torch.Tensor, labels: torch.Tensor, expected: int, spli
 def find_fashion_mnist(
     root: str | Path | None = None, *, cache_dir: str | Path | None = None, spec: IdxSpec = FASHION_MNIST
 ) -> dict[str, Path] | None:
-    """The four files, searched in order: `root` or $AECOURSE_DATA, the Debian folder, the cache folder."""
+    """The four files: in `root` or $AECOURSE_DATA only, when given; else in the Debian folder, then the cache."""
     for folder in _searched(root, cache_dir):
         found = _complete_folder(folder, spec)
         if found:
@@ -219,9 +333,26 @@ def find_fashion_mnist(
 
 
 def _searched(root: str | Path | None, cache_dir: str | Path | None) -> list[Path]:
-    explicit = root if root is not None else os.environ.get(DATA_ENV)
+    """A folder the user names is the only place searched: data from elsewhere would not be what they asked for."""
+    explicit = _explicit_folder(root)
+    if explicit is not None:
+        return [explicit[0]]
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    return ([Path(explicit).expanduser()] if explicit else []) + [DEBIAN_DIR, cache]
+    return [DEBIAN_DIR, cache]
+
+
+def _not_found(root: str | Path | None, cache: Path, spec: IdxSpec) -> DataError:
+    explicit = _explicit_folder(root)
+    if explicit is None:
+        searched = ", ".join(str(p) for p in _searched(root, cache))
+        return DataError(f"Fashion-MNIST was not found (looked in {searched}).\n" + HOW_TO_GET_IT)
+    folder, named_by = explicit
+    instead = "drop root=" if named_by == "root=" else f"unset {DATA_ENV}"
+    return DataError(
+        f"{named_by} names {folder} as the Fashion-MNIST folder, but {_what_is_missing(folder, spec)}; only that "
+        f"folder is searched. Put the four files there or name the folder that holds them (download=True "
+        f"downloads them into it), or {instead} to search the Debian folder and the cache.\n" + HOW_TO_GET_IT
+    )
 
 
 def load_fashion_mnist(
@@ -234,19 +365,16 @@ def load_fashion_mnist(
 ) -> FashionMNIST:
     """Load Fashion-MNIST (Xiao et al. 2017) as tensors on `device`; used by every chapter.
 
-    `download=True` lets torchvision fetch the files when none are found locally (Colab).
+    `download=True` lets torchvision fetch the files when none are found locally (Colab); into `root` or
+    $AECOURSE_DATA when one is given, else into the cache.
     """
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     files = find_fashion_mnist(root, cache_dir=cache, spec=spec)
     if files is None:
         if not download:
-            raise DataError(
-                "Fashion-MNIST was not found (looked in "
-                + ", ".join(str(p) for p in _searched(root, cache))
-                + ").\n"
-                + HOW_TO_GET_IT
-            )
-        target = Path(root or os.environ.get(DATA_ENV) or cache).expanduser()
+            raise _not_found(root, cache, spec)
+        explicit = _explicit_folder(root)
+        target = explicit[0] if explicit is not None else cache
         _download(target)
         files = _complete_folder(target, spec)
         if files is None:
@@ -283,8 +411,7 @@ def add_gaussian_noise(
     The source article leaves the noisy pixels outside [0, 1]; the course clips them so the input lives in
     the same range as the images the sigmoid decoder is asked to produce. Pass clip=False to see the difference.
     """
-    if sigma < 0:
-        raise ValueError(f"sigma is a standard deviation and must be >= 0; got {sigma}.")
+    sigma = check_nonnegative("sigma (the noise's standard deviation)", sigma)  # NaN would give NaN images
     eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     x_noisy = x + sigma * eps
     return x_noisy.clamp_(0.0, 1.0) if clip else x_noisy
@@ -294,10 +421,23 @@ def add_masking_noise(
     x: torch.Tensor, drop_prob: float = 0.3, *, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """Masking noise (Vincent et al. 2008): each pixel is set to 0 with probability `drop_prob` (chapter 2)."""
-    if not 0.0 <= drop_prob <= 1.0:
-        raise ValueError(f"drop_prob is a probability and must lie in [0, 1]; got {drop_prob}.")
+    drop_prob = check_probability("drop_prob", drop_prob)
     keep = torch.rand(x.shape, generator=generator, device=x.device) >= drop_prob
     return x * keep
+
+
+def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Dynamic binarization: each pixel is 1 with probability its grey level, drawn afresh at every call (ch. 3).
+
+    Gives binary images on which a Bernoulli decoder's log p(x|z) is a true log-probability. A grey level outside
+    [0, 1] (or NaN) is not a probability: refused here, since torch's message names neither the cause nor the fix.
+    """
+    if x.numel() and not bool(((x >= 0) & (x <= 1)).all()):
+        raise ValueError(
+            "binarize draws each pixel with probability its grey level, so x must lie in [0, 1]; got values in "
+            f"[{float(x.min()):.3g}, {float(x.max()):.3g}] (or NaN). Scale the images to [0, 1] first."
+        )
+    return torch.bernoulli(x, generator=generator)
 
 
 def add_noise(x: torch.Tensor, kind: str, level: float, *, seed: int | None = None) -> torch.Tensor:

@@ -1,75 +1,82 @@
-"""The objectives of the course: reconstruction losses (ch. 1-2), the closed-form KL and the (beta-)ELBO
-(ch. 3, 5), and the importance-weighted bound used to estimate log p(x) (ch. 3).
+"""Every objective of the course: the reconstruction losses (ch. 1), the denoising objective (ch. 2), the
+closed-form KL and the (beta-)ELBO (ch. 3, 5), and the importance-weighted bound on log p(x) (ch. 3).
 
-Reductions are named explicitly: "mean" is per pixel (the MSE the chapters report), "per_image" sums over
-the pixels and averages over the batch (nats per image, the VAE convention), "sum" sums everything (the
-article's `reduction='sum'`), and "none" returns one value per image.
+Reductions say what they average: "pixel_mean" averages every pixel (the MSE per pixel the chapters report),
+"image_mean" sums each image's pixels and averages the images (nats per image, the VAE convention), "sum" sums
+everything (the article's `reduction='sum'`), and "none" returns one value per image, its pixels summed.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import torch
 import torch.nn.functional as F
 
-Reduction = Literal["mean", "per_image", "sum", "none"]
+from aecourse.checks import check_nonnegative, check_same_images
+from aecourse.data import binarize
+from aecourse.models import reparameterize
+
+Reduction = Literal["pixel_mean", "image_mean", "sum", "none"]
+REDUCTIONS = ("pixel_mean", "image_mean", "sum", "none")
 
 
-def _reduce_per_image(per_element: torch.Tensor, reduction: Reduction) -> torch.Tensor:
-    per_image = per_element.reshape(per_element.shape[0], -1)
-    if reduction == "mean":
+def _reduce(per_element: torch.Tensor, reduction: Reduction) -> torch.Tensor:
+    per_image = per_element.reshape(per_element.shape[0], -1)  # (B, ...) -> (B, D)
+    if reduction == "pixel_mean":
         return per_image.mean()
-    if reduction == "per_image":
+    if reduction == "image_mean":
         return per_image.sum(1).mean()
     if reduction == "sum":
         return per_image.sum()
     if reduction == "none":
         return per_image.sum(1)
-    raise ValueError(f"reduction must be one of 'mean', 'per_image', 'sum', 'none'; got {reduction!r}.")
+    raise ValueError(f"reduction must be one of {', '.join(map(repr, REDUCTIONS))}; got {reduction!r}.")
 
 
-def _check_pair(x_hat: torch.Tensor, x: torch.Tensor) -> None:
-    if x_hat.numel() != x.numel() or x_hat.shape[0] != x.shape[0]:
-        raise ValueError(
-            f"x_hat {tuple(x_hat.shape)} and x {tuple(x.shape)} must hold the same images; "
-            "reshape one to the other (both (B, 784) or both (B, 1, 28, 28))."
-        )
-
-
-def mse(x_hat: torch.Tensor, x: torch.Tensor, reduction: Reduction = "mean") -> torch.Tensor:
+def mse(x_hat: torch.Tensor, x: torch.Tensor, reduction: Reduction = "pixel_mean") -> torch.Tensor:
     """Squared error ||x - x_hat||^2 (ch. 1): the negative log-likelihood of a Gaussian decoder, up to constants."""
-    _check_pair(x_hat, x)
-    return _reduce_per_image((x_hat.reshape(x.shape).to(x.dtype) - x).pow(2), reduction)
+    check_same_images(x_hat, x, who="mse")
+    return _reduce((x_hat.reshape(x.shape).to(x.dtype) - x).pow(2), reduction)
 
 
-def bce(x_hat: torch.Tensor, x: torch.Tensor, reduction: Reduction = "mean", *, logits: bool = False) -> torch.Tensor:
+def bce(
+    x_hat: torch.Tensor, x: torch.Tensor, reduction: Reduction = "pixel_mean", *, logits: bool = False
+) -> torch.Tensor:
     """Binary cross-entropy (ch. 1, 3): the negative log-likelihood of a Bernoulli decoder.
 
     Needs targets in [0, 1], and x_hat in [0, 1] (or logits with `logits=True`, which is numerically safer).
+    bce(x, x) is the entropy of the grey levels: the floor no reconstruction of grey images can go below (ch. 3).
     """
-    _check_pair(x_hat, x)
+    check_same_images(x_hat, x, who="bce")
     if x.numel() and (float(x.min()) < 0.0 or float(x.max()) > 1.0):
         raise ValueError("bce needs targets x in [0, 1]; scale the images or use mse for unbounded data.")
     x_hat = x_hat.reshape(x.shape).to(x.dtype)  # float32 losses under bfloat16 autocast
-    if logits:
-        per_element = F.binary_cross_entropy_with_logits(x_hat, x, reduction="none")
-    else:
-        per_element = F.binary_cross_entropy(x_hat, x, reduction="none")
-    return _reduce_per_image(per_element, reduction)
+    loss = F.binary_cross_entropy_with_logits if logits else F.binary_cross_entropy
+    return _reduce(loss(x_hat, x, reduction="none"), reduction)
 
 
-def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor, reduction: Reduction = "per_image") -> torch.Tensor:
-    """KL(q(z|x) || p(z)) for q = N(mu, diag(exp(logvar))) and p = N(0, I), summed over latent dimensions.
+def gaussian_kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(q(z_j|x) || N(0, 1)) of each latent dimension j of each image, (B, latent_dim), for q = N(mu, exp(logvar)).
 
-    Closed form from Appendix B of Kingma & Welling (2014): -1/2 * sum(1 + logvar - mu^2 - exp(logvar)).
+    Closed form from Appendix B of Kingma & Welling (2014): -1/2 (1 + logvar - mu^2 - exp(logvar)).
     """
-    per_dim = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
-    if reduction == "mean":  # per latent dimension would mislead; "mean" here is per image
-        reduction = "per_image"
-    return _reduce_per_image(per_dim, reduction)
+    if mu.shape != logvar.shape or mu.dim() != 2:
+        raise ValueError(f"mu {tuple(mu.shape)} and logvar {tuple(logvar.shape)} must both be (B, latent_dim).")
+    return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor, reduction: Reduction = "image_mean") -> torch.Tensor:
+    """KL(q(z|x) || p(z)) with p = N(0, I): the per-dimension KL summed over the latent dimensions (ch. 3).
+
+    `reduction="pixel_mean"` has no meaning here (it would average latent dimensions) and is refused.
+    """
+    if reduction == "pixel_mean":
+        raise ValueError('gaussian_kl sums the latent dimensions; use reduction "image_mean", "sum" or "none".')
+    return _reduce(gaussian_kl_per_dim(mu, logvar), reduction)
 
 
 class LatentVariableModel(Protocol):
@@ -93,23 +100,19 @@ class ELBOTerms:
     def elbo(self) -> torch.Tensor:
         return self.log_px_given_z - self.kl
 
-    def loss(self, beta: float = 1.0) -> torch.Tensor:
-        """The beta-VAE objective to minimise, per image averaged over the batch (Higgins et al. 2017)."""
-        return (-self.log_px_given_z + beta * self.kl).mean()
-
 
 def elbo_terms(model: LatentVariableModel, x: torch.Tensor) -> ELBOTerms:
-    """One-sample estimate of E_q(z|x)[log p(x|z)] and the closed-form KL(q(z|x) || p(z)), per image (ch. 3)."""
+    """One-sample estimate of E_q(z|x)[log p(x|z)] and the closed-form KL(q(z|x) || p(z)), per image."""
     mu, logvar = (t.to(x.dtype) for t in model.encode(x))  # the images' precision, even under bfloat16 autocast
-    z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)  # the reparameterization trick
-    return ELBOTerms(model.log_px_given_z(x, z), gaussian_kl(mu, logvar, reduction="none"))
+    return ELBOTerms(model.log_px_given_z(x, reparameterize(mu, logvar)), gaussian_kl(mu, logvar, "none"))
 
 
-def vae_loss(model: LatentVariableModel, x: torch.Tensor, beta: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
-    """-ELBO (beta = 1) or the beta-VAE loss, in nats per image; with the two terms for the history (ch. 3, 5)."""
+def vae_loss(model: LatentVariableModel, x: torch.Tensor, beta: float = 1.0) -> tuple[torch.Tensor, dict]:
+    """-ELBO (beta = 1) or the beta-VAE loss -E_q[log p(x|z)] + beta KL (Higgins et al. 2017), nats per image,
+    with the two terms for the history."""
+    beta = check_nonnegative("beta", beta)
     terms = elbo_terms(model, x)
-    reconstruction = -terms.log_px_given_z.mean()
-    kl = terms.kl.mean()
+    reconstruction, kl = -terms.log_px_given_z.mean(), terms.kl.mean()
     return reconstruction + beta * kl, {"reconstruction": reconstruction.detach(), "kl": kl.detach()}
 
 
@@ -138,22 +141,27 @@ def iwae_bound(model: LatentVariableModel, x: torch.Tensor, k: int, *, chunk: in
     return torch.logsumexp(torch.cat(log_weights), dim=0) - math.log(k)
 
 
-def reconstruction_objective(kind: Literal["mse", "bce"] = "mse"):
-    """A loss_fn for aecourse.train.fit: the autoencoder's reconstruction loss, per pixel (ch. 1)."""
+# Objectives for aecourse.train.fit: loss_fn(model, x, y) -> loss, or (loss, {name: value}).
+LossFn = Callable[..., "torch.Tensor | tuple[torch.Tensor, dict]"]
+
+
+def reconstruction_objective(kind: Literal["mse", "bce"] = "mse") -> LossFn:
+    """The autoencoder's reconstruction loss per pixel: mse(model(x), x) or bce(model(x), x) (ch. 1)."""
     if kind not in ("mse", "bce"):
         raise ValueError(f"kind must be 'mse' or 'bce'; got {kind!r}.")
-
-    def loss_fn(model, x, y=None):
-        x_hat = model(x)
-        return mse(x_hat, x) if kind == "mse" else bce(x_hat, x)
-
-    return loss_fn
+    loss = mse if kind == "mse" else bce
+    return lambda model, x, y=None: loss(model(x), x)
 
 
-def vae_objective(beta: float = 1.0):
-    """A loss_fn for aecourse.train.fit: -ELBO (beta = 1) or the beta-VAE loss, nats per image (ch. 3, 5)."""
+def denoising_objective(corrupt: Callable[[torch.Tensor], torch.Tensor]) -> LossFn:
+    """The DAE's objective: corrupt each clean batch afresh, score the output against the clean batch (ch. 2)."""
+    return lambda model, x, y=None: mse(model(corrupt(x)), x)
 
-    def loss_fn(model, x, y=None):
-        return vae_loss(model, x, beta=beta)
 
-    return loss_fn
+def vae_objective(beta: float = 1.0, *, binarized: bool = False) -> LossFn:
+    """-ELBO (beta = 1) or the beta-VAE loss, nats per image, for `fit` (ch. 3, 4). `binarized=True` draws binary images
+    afresh from each grey-level batch (dynamic binarization), on which log p(x|z) is a true log-probability."""
+    beta = check_nonnegative("beta", beta)
+    if binarized:
+        return lambda model, x, y=None: vae_loss(model, binarize(x), beta)
+    return lambda model, x, y=None: vae_loss(model, x, beta)

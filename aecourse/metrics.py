@@ -1,16 +1,25 @@
-"""Measurements that several chapters share: PSNR (ch. 2), the PCA baseline (ch. 1-2), anomaly ROC AUC
-(ch. 1, 3) and a linear probe on features (ch. 1); the Fréchet distance in a classifier's feature space, class
-histograms and edge energy of generated images (ch. 3, 4).
+"""Measurements, and nothing else: PSNR (ch. 2), anomaly ROC AUC (ch. 1, 3), a linear probe (ch. 1), active units
+and the importance-weighted curve (ch. 3, 5), and for generated images (ch. 3, 4) the Fréchet distance in a
+classifier's feature space, class histograms, edge energy, interpolation steps, sampling time and failed runs.
 
-Where a well-tested library has the algorithm (scikit-learn's PCA, ROC AUC and logistic regression, torchmetrics'
+Where a well-tested library has the algorithm (scikit-learn's ROC AUC and logistic regression, torchmetrics'
 Fréchet distance), it is called rather than rewritten.
 """
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 import torch
 from torch import nn
+
+from aecourse.checks import check_same_images
+from aecourse.inference import batched, generate, interpolate, predict
+from aecourse.losses import iwae_bound
+from aecourse.runtime import evaluating
 
 
 def psnr(x_hat: torch.Tensor, x: torch.Tensor, *, max_value: float = 1.0) -> float:
@@ -18,79 +27,9 @@ def psnr(x_hat: torch.Tensor, x: torch.Tensor, *, max_value: float = 1.0) -> flo
 
     The MSE is pooled over all images before the logarithm, so one perfect image cannot give infinity.
     """
-    if x_hat.numel() != x.numel():
-        raise ValueError(f"x_hat {tuple(x_hat.shape)} and x {tuple(x.shape)} must hold the same images.")
-    error = (x_hat.reshape(x.shape).float() - x.float()).pow(2).mean()
+    check_same_images(x_hat, x, who="psnr")
+    error = (x_hat.reshape(x.shape).double() - x.double()).pow(2).mean()
     return float(10 * torch.log10(max_value**2 / error.clamp_min(1e-12)))
-
-
-def _numpy_rows(x: torch.Tensor) -> np.ndarray:
-    return x.detach().reshape(x.shape[0], -1).cpu().double().numpy()  # (B, ...) -> (B, D)
-
-
-class PCABaseline:
-    """Linear autoencoder by PCA (scikit-learn): the baseline that an autoencoder must beat (ch. 1, 2)."""
-
-    def __init__(self, n_components: int) -> None:
-        from sklearn.decomposition import PCA
-
-        self.pca = PCA(n_components=n_components, svd_solver="randomized", random_state=0)
-
-    def fit(self, x: torch.Tensor) -> PCABaseline:
-        self.pca.fit(_numpy_rows(x))
-        return self
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(self.pca.transform(_numpy_rows(x))).float()
-
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """Project onto the principal subspace and back, in the shape of `x` (on the CPU)."""
-        rows = self.pca.inverse_transform(self.pca.transform(_numpy_rows(x)))
-        return torch.from_numpy(rows).float().reshape(x.shape)
-
-    def truncated(self, n_components: int) -> PCABaseline:
-        """The same fit keeping only the first `n_components` axes (ch. 1-2): one fit serves every latent size.
-
-        Exact for PCA, whose top-k subspace is nested in the top-(k+1) one; no refit is needed.
-        """
-        import copy
-
-        fitted = self.pca.n_components_
-        if not 1 <= n_components <= fitted:
-            raise ValueError(f"n_components must lie in [1, {fitted}] (the size of the fit); got {n_components}.")
-        smaller = copy.copy(self)
-        smaller.pca = copy.deepcopy(self.pca)
-        for name in ("components_", "explained_variance_", "explained_variance_ratio_", "singular_values_"):
-            setattr(smaller.pca, name, getattr(self.pca, name)[:n_components])
-        smaller.pca.n_components_ = smaller.pca.n_components = n_components
-        return smaller
-
-
-@torch.no_grad()
-def batched(fn, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Apply `fn` to `x` in batches and concatenate: keeps memory flat on large test sets."""
-    return torch.cat([fn(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
-
-
-@torch.no_grad()
-def reconstruct(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """The model's reconstruction of every image, in eval mode; for a VAE, the first output."""
-    was_training = model.training
-    model.eval()
-
-    def run(batch: torch.Tensor) -> torch.Tensor:
-        out = model(batch)
-        return (out[0] if isinstance(out, tuple) else out).reshape(batch.shape)
-
-    try:
-        return batched(run, x, batch_size)
-    finally:
-        model.train(was_training)
-
-
-def per_image_mse(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Mean squared error of each image, (B,): the anomaly score of an autoencoder (ch. 1)."""
-    return (x_hat.reshape(x.shape) - x).pow(2).reshape(len(x), -1).mean(1)
 
 
 def anomaly_auc(scores: torch.Tensor, is_anomaly: torch.Tensor) -> float:
@@ -98,45 +37,55 @@ def anomaly_auc(scores: torch.Tensor, is_anomaly: torch.Tensor) -> float:
     from sklearn.metrics import roc_auc_score
 
     labels = is_anomaly.detach().cpu().numpy().astype(bool)
+    if labels.shape != tuple(scores.shape):
+        raise ValueError(f"scores {tuple(scores.shape)} and is_anomaly {labels.shape} need one entry per image.")
     if labels.all() or not labels.any():
         raise ValueError("anomaly_auc needs both anomalies and normal examples in is_anomaly.")
     return float(roc_auc_score(labels, scores.detach().cpu().double().numpy()))
 
 
+def _rows(x: torch.Tensor) -> np.ndarray:
+    return x.detach().reshape(x.shape[0], -1).cpu().double().numpy()  # (B, ...) -> (B, D)
+
+
 def linear_probe_accuracy(
     features_train: torch.Tensor, y_train: torch.Tensor, features_test: torch.Tensor, y_test: torch.Tensor
 ) -> float:
-    """Test accuracy of a logistic-regression classifier (scikit-learn) on fixed features (ch. 1).
-
-    The solver is capped at 300 iterations so that every feature set gets the same, short budget; on raw
-    pixels it has not fully converged by then, and the warning saying so is silenced rather than stored.
+    """Test accuracy of a linear classifier on standardised fixed features (ch. 1): scikit-learn's RidgeClassifier,
+    a least-squares fit to the one-hot labels. It is solved exactly, so every feature set gets a converged probe;
+    a logistic regression on the 784 raw pixels needs minutes of iterations on two cores to converge.
     """
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import RidgeClassifier
     from sklearn.preprocessing import StandardScaler
 
-    scaler = StandardScaler().fit(_numpy_rows(features_train))
-    classifier = LogisticRegression(max_iter=300)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        classifier.fit(scaler.transform(_numpy_rows(features_train)), y_train.cpu().numpy())
-    predicted = classifier.predict(scaler.transform(_numpy_rows(features_test)))
+    if len(features_train) != len(y_train) or len(features_test) != len(y_test):
+        raise ValueError("linear_probe_accuracy needs one label per feature row, in training and in test.")
+    scaler = StandardScaler().fit(_rows(features_train))
+    classifier = RidgeClassifier(alpha=1.0).fit(scaler.transform(_rows(features_train)), y_train.cpu().numpy())
+    predicted = classifier.predict(scaler.transform(_rows(features_test)))
     return float((predicted == y_test.cpu().numpy()).mean())
 
 
+def active_units(mu: torch.Tensor, threshold: float = 1e-2) -> torch.Tensor:
+    """Which latent dimensions the encoder uses: Var_x(E_q[z_u]) > threshold (Burda et al. 2016, Sec. 5.2).
+
+    `mu` holds the encoder means of a data set, (N, latent_dim); returns a boolean mask (latent_dim,) (ch. 3, 5).
+    """
+    if mu.dim() != 2 or len(mu) < 2:
+        raise ValueError(
+            f"active_units needs the means of several images, shape (N, latent_dim); got {tuple(mu.shape)}."
+        )
+    return mu.detach().double().var(0) > threshold
+
+
 def importance_weighted_curve(
-    model: nn.Module, x: torch.Tensor, ks: list[int], *, batch_size: int = 100, seed: int = 0
+    model: nn.Module, x: torch.Tensor, ks: Sequence[int], *, batch_size: int = 100, seed: int = 0
 ) -> dict[int, float]:
-    """The mean importance-weighted bound (nats per image) for each number of samples k, in eval mode (ch. 3).
+    """The mean importance-weighted bound (nats per image) for each number of samples k (ch. 3).
 
     k = 1 is the ELBO; the values rise towards log p(x) as k grows (Burda et al. 2016). Seeded, so repeatable.
     """
-    from aecourse.losses import iwae_bound
-    from aecourse.runtime import seeded_eval
-
-    with seeded_eval(model, x.device, seed):
+    with evaluating(model, seed=seed):
         return {k: float(batched(lambda batch, k=k: iwae_bound(model, batch, k), x, batch_size).mean()) for k in ks}
 
 
@@ -156,11 +105,12 @@ class ClassifierFeatures(nn.Module):
 def frechet_distance(
     x_real: torch.Tensor, x_fake: torch.Tensor, feature_extractor: nn.Module, *, batch_size: int = 1000
 ) -> float:
-    """Fréchet distance between Gaussians fitted to the features of two image sets (Heusel et al. 2017; ch. 3, 4).
+    """The squared Fréchet distance between Gaussians fitted to the features of two image sets (Heusel et al.
+    2017; ch. 3, 4): ||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 (S_r S_f)^(1/2)).
 
-    ||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 (S_r S_f)^(1/2)), computed by torchmetrics' FrechetInceptionDistance
-    with `feature_extractor` in place of Inception: a classifier with a `features` method (aecourse.classifier)
-    or any module mapping a batch to (B, D). Lower is closer; 0 for identical feature statistics.
+    Computed by torchmetrics' FrechetInceptionDistance with `feature_extractor` in place of Inception: a classifier
+    with a `features` method (aecourse.classifier) or any module mapping a batch to (B, D). 0 for identical
+    feature statistics; lower is closer.
     """
     from torchmetrics.image.fid import FrechetInceptionDistance
 
@@ -176,25 +126,27 @@ def frechet_distance(
 
 
 def gaussian_frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
-    """The closed form ||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)) by scipy's sqrtm: the reference the tests
-    hold `frechet_distance` to (Dowson & Landau 1982; Heusel et al. 2017)."""
-    from scipy.linalg import sqrtm
-
-    covmean = sqrtm(np.asarray(sigma1, dtype=np.float64) @ np.asarray(sigma2, dtype=np.float64))
-    covmean = np.real(covmean)  # sqrtm returns tiny imaginary parts from rounding
+    """The closed form ||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)): the reference the tests hold
+    `frechet_distance` to (Dowson & Landau 1982; Heusel et al. 2017). Tr (S1 S2)^(1/2) is computed as the sum of
+    the square roots of the eigenvalues of the symmetric S1^(1/2) S2 S1^(1/2), which stays finite for singular
+    covariances (dead ReLU features), where a general matrix square root can fail."""
+    sigma1, sigma2 = np.asarray(sigma1, dtype=np.float64), np.asarray(sigma2, dtype=np.float64)
+    values, vectors = np.linalg.eigh(sigma1)
+    root1 = (vectors * np.sqrt(values.clip(min=0))) @ vectors.T
+    middle = np.linalg.eigvalsh(root1 @ sigma2 @ root1)
     diff = np.asarray(mu1, dtype=np.float64) - np.asarray(mu2, dtype=np.float64)
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.sqrt(middle.clip(min=0)).sum())
 
 
-@torch.no_grad()
 def class_histogram(classifier: nn.Module, x: torch.Tensor, *, num_classes: int = 10) -> torch.Tensor:
     """Fraction of the images the classifier assigns to each class, (num_classes,), summing to 1 (ch. 4).
 
     For samples of a generative model, a flat histogram says every mode (class) is produced as often as in
     Fashion-MNIST, whose classes are balanced; a missing bar is mode collapse.
     """
-    labels = torch.cat([classifier(x[i : i + 1000]).argmax(1) for i in range(0, len(x), 1000)])
-    return torch.bincount(labels.cpu(), minlength=num_classes).double() / max(len(labels), 1)
+    if len(x) == 0:
+        raise ValueError("class_histogram needs at least one image.")
+    return torch.bincount(predict(classifier, x).cpu(), minlength=num_classes).double() / len(x)
 
 
 def distance_from_uniform(fractions: torch.Tensor) -> float:
@@ -202,19 +154,13 @@ def distance_from_uniform(fractions: torch.Tensor) -> float:
 
     0 for a perfectly balanced set; 1 - 1/K when every sample falls in one class.
     """
-    p = fractions.double() / fractions.sum()
+    total = float(fractions.sum())
+    if fractions.dim() != 1 or bool((fractions < 0).any()) or not math.isfinite(total) or total <= 0:
+        raise ValueError(
+            f"fractions must be a 1-D histogram of non-negative counts with a positive sum; got {fractions}."
+        )
+    p = fractions.double() / total
     return float(0.5 * (p - 1.0 / len(p)).abs().sum())
-
-
-@torch.no_grad()
-def consecutive_feature_distances(feature_extractor: nn.Module, frames: torch.Tensor) -> torch.Tensor:
-    """Euclidean feature distance between each frame of an interpolation and the next, (T - 1,) (ch. 4).
-
-    A smooth path moves in even steps; one large step among small ones is a jump in what the image shows.
-    """
-    extract = feature_extractor.features if hasattr(feature_extractor, "features") else feature_extractor
-    h = extract(frames)  # (T, D)
-    return (h[1:] - h[:-1]).norm(dim=1)
 
 
 def edge_energy(x: torch.Tensor) -> float:
@@ -222,7 +168,62 @@ def edge_energy(x: torch.Tensor) -> float:
 
     A blur lowers it and pixel noise raises it; the value of real images is the mark a generator should hit.
     """
-    images = x.detach().float().reshape(-1, 28, 28)  # (B, 784) or (B, 1, 28, 28) -> (B, 28, 28)
+    images = x.detach().double().reshape(-1, 28, 28)  # (B, 784) or (B, 1, 28, 28) -> (B, 28, 28)
     dx = (images[:, :, 1:] - images[:, :, :-1]).pow(2).mean()
     dy = (images[:, 1:, :] - images[:, :-1, :]).pow(2).mean()
     return float((dx + dy) / 2)
+
+
+def interpolation_steps(
+    model: nn.Module, feature_extractor: nn.Module, *, num_pairs: int = 100, num_steps: int = 10, seed: int = 0
+) -> torch.Tensor:
+    """Feature distances between consecutive frames of `num_pairs` straight latent paths, (num_pairs, num_steps - 1)
+    (ch. 4). A smooth path moves in even steps; one large step among small ones is a jump in what the image shows.
+    The endpoints z0, z1 ~ N(0, I) are drawn from `seed`."""
+    device = next(model.parameters()).device
+    ends = model.sample_prior(2 * num_pairs, device=device, generator=torch.Generator(device).manual_seed(seed))
+    frames = interpolate(model, ends[:num_pairs], ends[num_pairs:], num_steps)  # (P, T, 1, 28, 28)
+    extract = feature_extractor.features if hasattr(feature_extractor, "features") else feature_extractor
+    with evaluating(feature_extractor):
+        h = batched(extract, frames.reshape(-1, 1, 28, 28))  # (P * T, D)
+    h = h.reshape(num_pairs, num_steps, -1)
+    return (h[:, 1:] - h[:, :-1]).norm(dim=-1)
+
+
+def jump_ratio(steps: torch.Tensor) -> torch.Tensor:
+    """Largest step of each path over its mean step, (num_pairs,): 1 for even steps, T - 1 when all the change
+    happens between two frames (ch. 4)."""
+    return steps.max(1).values / steps.mean(1).clamp_min(1e-12)
+
+
+def sampling_seconds(model: nn.Module, num_samples: int = 10_000, *, repeats: int = 5) -> float:
+    """The fastest of `repeats` timings of generating `num_samples` images, after one warm-up (ch. 4)."""
+    device = next(model.parameters()).device
+
+    def once() -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        generate(model, num_samples, seed=0)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - start
+
+    once()
+    return min(once() for _ in range(repeats))
+
+
+def divergence(history: Mapping[str, Sequence[float]], *, d_loss_floor: float = 0.05) -> list[str]:
+    """How a training run broke down, if it did (empty list: it did not) (ch. 4): a loss that became non-finite,
+    or a discriminator loss (`d_loss`) that ends below `d_loss_floor` nats, i.e. the discriminator wins outright
+    and the generator's gradient vanishes. Mode coverage is a separate question: see `missing_classes`."""
+    reasons = [f"{name} became non-finite" for name, values in history.items() if not all(map(math.isfinite, values))]
+    d_losses = list(history.get("d_loss", []))
+    if d_losses and math.isfinite(d_losses[-1]) and d_losses[-1] < d_loss_floor:
+        reasons.append(f"discriminator loss collapsed to {d_losses[-1]:.3g} nats (< {d_loss_floor})")
+    return reasons
+
+
+def missing_classes(fractions: torch.Tensor, *, min_fraction: float = 0.01) -> list[int]:
+    """The classes that fewer than `min_fraction` of the samples fall into: the modes a generator dropped (ch. 4)."""
+    return [k for k, fraction in enumerate(fractions.tolist()) if fraction < min_fraction]

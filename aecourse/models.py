@@ -1,56 +1,64 @@
-"""The article's networks: the autoencoder (ch. 1), the denoising autoencoder (ch. 2), the MLP VAE (ch. 3)
-and the convolutional VAE of the torchbearer section (ch. 5).
+"""The networks of the course: the article's autoencoder (ch. 1), denoising autoencoders (ch. 2), MLP VAE (ch. 3)
+and convolutional VAE (ch. 5), and the PCA baseline they are measured against (ch. 1, 2).
 
-Every model takes images as (B, 1, 28, 28) or flattened (B, 784) and returns them in the shape it was given.
-Inputs of the wrong shape or range are refused with a message that says what was expected.
+Every network takes images as (B, 1, 28, 28) or flattened (B, 784) and returns them in the shape it was given;
+a batch of the wrong type, dtype, shape or range is refused at `encode` with a message that says what was expected.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-NUM_PIXELS = 28 * 28
+from aecourse.checks import IMAGE_SIDE, NUM_PIXELS, check_images, model_dtype
 
-
-def check_images(x: torch.Tensor, *, unit_range: bool = True, who: str = "the model") -> None:
-    """Refuse anything but a float batch of 28x28 images, (B, 784) or (B, 1, 28, 28), in [0, 1] if asked."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{who} expects a torch.Tensor of images, got {type(x).__name__}.")
-    if not x.is_floating_point():
-        raise TypeError(
-            f"{who} expects float images in [0, 1], got dtype {x.dtype}. Divide uint8 images by 255 "
-            "(load_fashion_mnist already does)."
-        )
-    if tuple(x.shape[1:]) not in ((NUM_PIXELS,), (1, 28, 28)) or x.dim() < 2:
-        raise ValueError(
-            f"{who} expects a batch of shape (B, 784) or (B, 1, 28, 28); got {tuple(x.shape)}. "
-            "Add the batch dimension with x.unsqueeze(0) for a single image."
-        )
-    if unit_range and x.numel() > 0:
-        low, high = torch.aminmax(x.detach())
-        if not (0.0 <= float(low) and float(high) <= 1.0):
-            raise ValueError(
-                f"{who} expects pixel values in [0, 1]; got values in [{float(low):.3g}, {float(high):.3g}]. "
-                "Scale the images to [0, 1] (and clip noisy inputs, see add_gaussian_noise)."
-            )
-    elif not bool(torch.isfinite(x.detach()).all()):
-        raise ValueError(f"{who} got NaN or infinite pixel values; check the input pipeline.")
+NOISY_RANGE = (-10.0, 11.0)  # a DAE's input: images plus unclipped noise (the article's), but not 0..255 images
 
 
 def _flatten(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(x.shape[0], NUM_PIXELS)  # (B, 1, 28, 28) or (B, 784) -> (B, 784)
 
 
-def _like_input(flat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    return flat.reshape(x.shape)  # (B, 784) -> the caller's shape
+def _as_maps(x: torch.Tensor) -> torch.Tensor:
+    return x.reshape(x.shape[0], 1, IMAGE_SIDE, IMAGE_SIDE)  # (B, 784) or (B, 1, 28, 28) -> (B, 1, 28, 28)
+
+
+def count_parameters(*modules: nn.Module) -> int:
+    """The number of trainable numbers in the given modules together (ch. 1, 2, 4)."""
+    return sum(p.numel() for module in modules for p in module.parameters())
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """z = mu + sigma * eps with eps ~ N(0, I): a sample that gradients flow through (Kingma & Welling 2014)."""
+    return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+
+
+class StandardNormalPrior:
+    """The prior p(z) = N(0, I) that a VAE's decoder and a GAN's generator turn into new images."""
+
+    latent_dim: int
+
+    def sample_prior(
+        self, num_samples: int, *, device: torch.device | str | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """z ~ N(0, I), shape (num_samples, latent_dim)."""
+        if device is None:
+            device = next(self.parameters()).device  # type: ignore[attr-defined]
+        return torch.randn(num_samples, self.latent_dim, device=device, generator=generator)
+
+
+def mlp_decoder(latent_dim: int, hidden_dim: int) -> nn.Sequential:
+    """latent_dim -> hidden_dim -> 784 logits: the MLP VAE's decoder and, the same network, the GAN's generator."""
+    return nn.Sequential(nn.Linear(latent_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, NUM_PIXELS))
 
 
 class Autoencoder(nn.Module):
-    """The article's autoencoder: 784-256-latent_dim-256-784, z = f(x), x_hat = g(z).
+    """The article's autoencoder: 784-256-latent_dim-256-784, z = f(x), x_hat = g(z) (ch. 1).
 
     The article ends the decoder in a plain linear layer, which suits the MSE loss; `sigmoid_output=True`
     keeps x_hat in [0, 1], which the BCE loss needs.
@@ -65,7 +73,7 @@ class Autoencoder(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """z = f(x), shape (B, latent_dim)."""
-        check_images(x, who=type(self).__name__)
+        check_images(x, who=type(self).__name__, dtype=model_dtype(self))
         return self.encoder(_flatten(x))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -74,37 +82,37 @@ class Autoencoder(nn.Module):
         return torch.sigmoid(out) if self.sigmoid_output else out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _like_input(self.decode(self.encode(x)), x)
+        return self.decode(self.encode(x)).reshape(x.shape)
 
 
 class DenoisingAutoencoder(nn.Module):
-    """The article's denoising autoencoder: one hidden layer 784-256-784 with a sigmoid output.
+    """The article's denoising autoencoder: one hidden layer 784-256-784 with a sigmoid output (ch. 2).
 
-    Its input is noisy, so values outside [0, 1] are accepted (the article does not clip); NaN is not.
+    Its code is the hidden layer of `hidden_dim` units: a DAE need not compress, since the noise, not a bottleneck,
+    keeps it from learning the identity. Noisy inputs may leave [0, 1] (the article does not clip); 0..255 may not.
     """
 
     def __init__(self, hidden_dim: int = 256) -> None:
         super().__init__()
-        self.latent_dim = hidden_dim
+        self.hidden_dim = hidden_dim
         self.encoder = nn.Sequential(nn.Linear(NUM_PIXELS, hidden_dim), nn.ReLU())
         self.decoder = nn.Sequential(nn.Linear(hidden_dim, NUM_PIXELS), nn.Sigmoid())
 
     def encode(self, x_noisy: torch.Tensor) -> torch.Tensor:
-        check_images(x_noisy, unit_range=False, who=type(self).__name__)
+        check_images(x_noisy, who=type(self).__name__, low=NOISY_RANGE[0], high=NOISY_RANGE[1], dtype=model_dtype(self))
         return self.encoder(_flatten(x_noisy))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)
 
     def forward(self, x_noisy: torch.Tensor) -> torch.Tensor:
-        return _like_input(self.decode(self.encode(x_noisy)), x_noisy)
+        return self.decode(self.encode(x_noisy)).reshape(x_noisy.shape)
 
 
 class ConvDenoisingAutoencoder(nn.Module):
     """A small convolutional DAE (ch. 2): two strided convs down to 7x7, two transposed convs back, sigmoid out.
 
-    Convolutions share weights across positions, so local noise is removed by local filters; this beats the
-    article's one-layer MLP DAE in PSNR within the same few CPU minutes.
+    Convolutions share weights across positions, so local noise is removed by local filters.
     """
 
     def __init__(self, channels: int = 32) -> None:
@@ -124,9 +132,9 @@ class ConvDenoisingAutoencoder(nn.Module):
         )
 
     def encode(self, x_noisy: torch.Tensor) -> torch.Tensor:
-        """z: a (B, 2c, 7, 7) feature map; noisy inputs outside [0, 1] are accepted, NaN is not."""
-        check_images(x_noisy, unit_range=False, who=type(self).__name__)
-        return self.encoder(x_noisy.reshape(x_noisy.shape[0], 1, 28, 28))  # (B, 784) -> (B, 1, 28, 28)
+        """z: a (B, 2c, 7, 7) feature map."""
+        check_images(x_noisy, who=type(self).__name__, low=NOISY_RANGE[0], high=NOISY_RANGE[1], dtype=model_dtype(self))
+        return self.encoder(_as_maps(x_noisy))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)  # (B, 2c, 7, 7) -> (B, 1, 28, 28)
@@ -135,49 +143,33 @@ class ConvDenoisingAutoencoder(nn.Module):
         return self.decode(self.encode(x_noisy)).reshape(x_noisy.shape)
 
 
-class GaussianEncoderMixin:
-    """What every VAE here shares: the reparameterization trick and the prior sampler."""
+class VAE(StandardNormalPrior, nn.Module):
+    """The article's MLP VAE (784-400-latent_dim, as in pytorch/examples) with a Bernoulli decoder (ch. 3, 4).
 
-    latent_dim: int
-
-    @staticmethod
-    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        """z = mu + sigma * eps with eps ~ N(0, I): a sample that gradients flow through (Kingma & Welling 2014)."""
-        std = torch.exp(0.5 * logvar)
-        eps = torch.randn_like(std)
-        return mu + eps * std
-
-    def sample_prior(self, num_samples: int, *, device: torch.device | str | None = None) -> torch.Tensor:
-        """z ~ N(0, I), the prior p(z) that new images are generated from."""
-        if device is None:
-            device = next(self.parameters()).device  # type: ignore[attr-defined]
-        return torch.randn(num_samples, self.latent_dim, device=device)
-
-
-class VAE(GaussianEncoderMixin, nn.Module):
-    """The article's MLP VAE (784-400-latent_dim, as in pytorch/examples) with a Bernoulli decoder.
-
+    The article's layers fc1, fc21, fc22, fc3, fc4 are named here for what they compute: `encoder` (fc1 and its
+    ReLU), `mu_head` (fc21), `logvar_head` (fc22) and `decoder` (fc3, ReLU, fc4: the logits of p(x|z)).
     forward() returns (x_hat, mu, logvar) with a sampled z, the quantities the ELBO needs.
     """
+
+    reparameterize = staticmethod(reparameterize)
 
     def __init__(self, latent_dim: int = 20, hidden_dim: int = 400) -> None:
         super().__init__()
         self.latent_dim = latent_dim
-        self.fc1 = nn.Linear(NUM_PIXELS, hidden_dim)
-        self.fc21 = nn.Linear(hidden_dim, latent_dim)  # mu
-        self.fc22 = nn.Linear(hidden_dim, latent_dim)  # log-variance
-        self.fc3 = nn.Linear(latent_dim, hidden_dim)
-        self.fc4 = nn.Linear(hidden_dim, NUM_PIXELS)
+        self.encoder = nn.Sequential(nn.Linear(NUM_PIXELS, hidden_dim), nn.ReLU())
+        self.mu_head = nn.Linear(hidden_dim, latent_dim)
+        self.logvar_head = nn.Linear(hidden_dim, latent_dim)
+        self.decoder = mlp_decoder(latent_dim, hidden_dim)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q(z|x) = N(mu, diag(exp(logvar))): returns mu, logvar, each (B, latent_dim)."""
-        check_images(x, who=type(self).__name__)
-        h1 = F.relu(self.fc1(_flatten(x)))
-        return self.fc21(h1), self.fc22(h1)
+        check_images(x, who=type(self).__name__, dtype=model_dtype(self))
+        h = self.encoder(_flatten(x))  # (B, 784) -> (B, hidden_dim)
+        return self.mu_head(h), self.logvar_head(h)
 
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
         """The Bernoulli logits of p(x|z), flattened (..., 784); the losses use them for stable log-probabilities."""
-        return self.fc4(F.relu(self.fc3(z)))
+        return self.decoder(z)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """The Bernoulli means of p(x|z), flattened (..., 784), in [0, 1]."""
@@ -191,17 +183,15 @@ class VAE(GaussianEncoderMixin, nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mu, logvar = self.encode(x)
-        z = self.reparameterize(mu, logvar)
-        return _like_input(self.decode(z), x), mu, logvar
+        return self.decode(reparameterize(mu, logvar)).reshape(x.shape), mu, logvar
 
 
 class CroppedConvTranspose2d(nn.ConvTranspose2d):
     """`nn.ConvTranspose2d` that applies `padding` and `output_padding` as a crop of the unpadded result.
 
     Same parameters and the same output (up to float rounding). PyTorch does not send a transposed convolution with
-    `output_padding` to oneDNN; the profiler shows the stock module on a slower generic path. The crop keeps the
-    layer on oneDNN: one training step of the chapter 5 VAE (batch 128, channels_last, 2-core CPU) took 84 ms
-    against 114 ms in float32, and 48 ms against 91 ms under bfloat16 autocast (benchmarks/train_step.py).
+    `output_padding` to oneDNN; the profiler shows the stock module on a slower generic path, and the crop keeps the
+    layer on oneDNN. The book's appendix measures the difference (benchmarks/train_step.py).
     """
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
@@ -217,14 +207,17 @@ class CroppedConvTranspose2d(nn.ConvTranspose2d):
         return cropped.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
-class ConvVAE(GaussianEncoderMixin, nn.Module):
-    """The conv VAE of the article's torchbearer section, with shape comments that hold.
+class ConvVAE(StandardNormalPrior, nn.Module):
+    """The conv VAE of the article's torchbearer section, with shape comments that hold (ch. 5).
 
     The article comments `B, 32, 28, 28` after the first conv (it is 29x29: kernel 4, padding 2) and
-    `B, 64, 14, 14` after the first transposed conv (it has 32 channels). The decoder ends without a
-    sigmoid, as in the article, and is trained with a summed MSE. Its 14 -> 29 layer is a `CroppedConvTranspose2d`:
-    the article's layer, computed on a fast path.
+    `B, 64, 14, 14` after the first transposed conv (it has 32 channels). Its linear layers `self.mu` and
+    `self.logvar` are `mu_head` and `logvar_head` here, so that `mu` and `logvar` always name tensors. The decoder
+    ends without a sigmoid, as in the article, and is trained with a summed MSE. Its 14 -> 29 layer is a
+    `CroppedConvTranspose2d`: the article's layer, computed on a fast path.
     """
+
+    reparameterize = staticmethod(reparameterize)
 
     def __init__(self, latent_dim: int = 10) -> None:
         super().__init__()
@@ -236,8 +229,8 @@ class ConvVAE(GaussianEncoderMixin, nn.Module):
             nn.ReLU(True),
             nn.Conv2d(32, 64, 4, 2, 1),  # (B, 32, 14, 14) -> (B, 64, 7, 7)
         )
-        self.mu = nn.Linear(64 * 7 * 7, latent_dim)
-        self.logvar = nn.Linear(64 * 7 * 7, latent_dim)
+        self.mu_head = nn.Linear(64 * 7 * 7, latent_dim)
+        self.logvar_head = nn.Linear(64 * 7 * 7, latent_dim)
         self.upsample = nn.Linear(latent_dim, 64 * 7 * 7)
         self.decoder = nn.Sequential(
             nn.ConvTranspose2d(64, 32, 4, 2, 1),  # (B, 64, 7, 7) -> (B, 32, 14, 14)
@@ -248,23 +241,62 @@ class ConvVAE(GaussianEncoderMixin, nn.Module):
         )
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        check_images(x, who=type(self).__name__)
-        h = self.encoder(x.reshape(x.shape[0], 1, 28, 28)).relu()  # (B, 1, 28, 28) -> (B, 64, 7, 7)
+        check_images(x, who=type(self).__name__, dtype=model_dtype(self))
+        h = self.encoder(_as_maps(x)).relu()  # (B, 1, 28, 28) -> (B, 64, 7, 7)
         h = h.flatten(1)  # (B, 64, 7, 7) -> (B, 3136)
-        return self.mu(h), self.logvar(h)
+        return self.mu_head(h), self.logvar_head(h)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.upsample(z).relu().view(-1, 64, 7, 7)  # (B, latent_dim) -> (B, 64, 7, 7)
+        h = self.upsample(z).relu().view(-1, 64, 7, 7)  # (B, latent_dim) -> (B, 3136) -> (B, 64, 7, 7)
         return self.decoder(h)  # (B, 64, 7, 7) -> (B, 1, 28, 28)
 
     def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """log N(x; x_hat, 1/2): the summed MSE of the article is -log p(x|z) up to a constant."""
+        """log N(x; x_hat, 1/2 I): the article's summed squared error is -log p(x|z) minus this constant."""
         lead = z.shape[:-1]
         x_hat = self.decode(z.reshape(-1, self.latent_dim)).reshape(*lead, NUM_PIXELS).to(x.dtype)
-        squared = (x_hat - _flatten(x)).pow(2).sum(-1)
+        squared = (x_hat - _flatten(x)).pow(2).sum(-1)  # (..., 784) -> (...)
         return -squared - 0.5 * NUM_PIXELS * math.log(math.pi)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mu, logvar = self.encode(x)
-        z = self.reparameterize(mu, logvar)
-        return self.decode(z).reshape(x.shape), mu, logvar
+        return self.decode(reparameterize(mu, logvar)).reshape(x.shape), mu, logvar
+
+
+def _numpy_rows(x: torch.Tensor) -> np.ndarray:
+    return x.detach().reshape(x.shape[0], -1).cpu().double().numpy()  # (B, ...) -> (B, D)
+
+
+class PCABaseline:
+    """The best linear autoencoder, by PCA (scikit-learn): the baseline an autoencoder must beat (ch. 1, 2)."""
+
+    def __init__(self, n_components: int) -> None:
+        from sklearn.decomposition import PCA
+
+        self.pca = PCA(n_components=n_components, svd_solver="randomized", random_state=0)
+
+    def fit(self, x: torch.Tensor) -> PCABaseline:
+        self.pca.fit(_numpy_rows(x))
+        return self
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.pca.transform(_numpy_rows(x))).float().to(x.device)
+
+    def reconstruct(self, x: torch.Tensor, *, clamp: bool = True) -> torch.Tensor:
+        """Project onto the principal subspace and back; clamped to [0, 1] like every model's reconstruction
+        (`aecourse.inference.reconstruct`), unless `clamp=False` asks for the plain linear projection."""
+        rows = torch.from_numpy(self.pca.inverse_transform(self.pca.transform(_numpy_rows(x)))).float()
+        rows = rows.reshape(x.shape).to(x.device)
+        return rows.clamp(0.0, 1.0) if clamp else rows
+
+    def truncated(self, n_components: int) -> PCABaseline:
+        """The same fit keeping only the first `n_components` axes: exact, since PCA's top-k subspace is nested in
+        the top-(k+1) one, so one fit serves every latent size."""
+        fitted = self.pca.n_components_
+        if not 1 <= n_components <= fitted:
+            raise ValueError(f"n_components must lie in [1, {fitted}] (the size of the fit); got {n_components}.")
+        smaller = copy.copy(self)
+        smaller.pca = copy.deepcopy(self.pca)
+        for name in ("components_", "explained_variance_", "explained_variance_ratio_", "singular_values_"):
+            setattr(smaller.pca, name, getattr(self.pca, name)[:n_components])
+        smaller.pca.n_components_ = smaller.pca.n_components = n_components
+        return smaller

@@ -1,18 +1,28 @@
-"""Where the course runs: seeding, device choice and the CPU/GPU budget, decided in one place."""
+"""Where and how long the course runs: seeding, the device, the training budget, progress bars, and the one
+context manager that runs a trained model for a measurement (eval mode, no gradients, a seeded private stream).
+"""
 
 from __future__ import annotations
 
 import os
 import random
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
 import numpy as np
 import torch
+from torch import nn
 
 T = TypeVar("T")
+
+BUDGET_ENV = "AECOURSE_BUDGET"
+RETRAIN_ENV = "AECOURSE_RETRAIN"
+PROGRESS_ENV = "AECOURSE_PROGRESS"
+# full: the budget each chapter calls right; its models are stored as checkpoints and loaded by default.
+# short: a few CPU minutes per chapter, trained on the spot. smoke: seconds, to check that training cells run (CI).
+BUDGETS = ("full", "short", "smoke")
 
 
 def set_seed(seed: int) -> None:
@@ -24,7 +34,7 @@ def set_seed(seed: int) -> None:
 
 
 def pick_device(prefer: str | None = None) -> torch.device:
-    """CUDA when present (Colab), else the CPU; `AECOURSE_DEVICE` or `prefer` override for benchmarks."""
+    """CUDA when present (Colab), else the CPU; `AECOURSE_DEVICE` or `prefer` override (benchmarks, strict tests)."""
     wanted = prefer or os.environ.get("AECOURSE_DEVICE")
     if wanted:
         device = torch.device(wanted)
@@ -55,23 +65,91 @@ def on_colab() -> bool:
     return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
 
 
-def by_device(device: torch.device | str, *, cpu: T, cuda: T) -> T:
-    """Pick a budget by device: the short CPU run that CI and the built book use, or the longer GPU run."""
-    return cuda if torch.device(device).type == "cuda" else cpu
+def check_versions(package: str = "aecourse") -> list[str]:
+    """Compare the installed versions with the package's declared ranges and print what falls outside (the Colab
+    setup cell calls it: Colab's preinstalled torch is used as it is, so a runtime older than the range is said
+    plainly instead of failing later in an obscure way). Returns the problems found."""
+    from importlib.metadata import PackageNotFoundError, requires, version
+
+    from packaging.requirements import Requirement
+
+    problems = []
+    for text in requires(package) or []:
+        requirement = Requirement(text)
+        if requirement.marker is not None:  # an optional extra: not required here
+            continue
+        try:
+            installed = version(requirement.name)
+        except PackageNotFoundError:
+            problems.append(f"{requirement.name} is not installed; {package} needs {requirement}.")
+            continue
+        if not requirement.specifier.contains(installed, prereleases=True):
+            problems.append(f"{requirement.name} {installed} is installed; {package} needs {requirement}.")
+    for problem in problems:
+        print(f"version problem: {problem} Install a matching version (pip install '{package}') and restart.")
+    return problems
+
+
+def budget() -> str:
+    """The training budget, from `AECOURSE_BUDGET`: "full" (the default), "short" or "smoke"."""
+    name = os.environ.get(BUDGET_ENV, "full").strip().lower() or "full"
+    if name not in BUDGETS:
+        raise ValueError(f"{BUDGET_ENV}={name!r} is not a budget; use one of {', '.join(BUDGETS)}.")
+    return name
+
+
+def by_budget(*, full: T, short: T, smoke: T) -> T:
+    """Pick a chapter's config by the budget: one switch for the whole course, read from the environment."""
+    return {"full": full, "short": short, "smoke": smoke}[budget()]
+
+
+def retrain() -> bool:
+    """True when `AECOURSE_RETRAIN=1`: train the full-budget models instead of loading their checkpoints."""
+    return os.environ.get(RETRAIN_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "", leave: bool = False) -> Iterable[T]:
+    """A tqdm bar in a terminal, or where `AECOURSE_PROGRESS=1` asks for one (on the terminal that started a
+    notebook's kernel: `make checkpoints`); nothing in a notebook, so that stored outputs stay clean."""
+    forced = os.environ.get(PROGRESS_ENV, "").strip() == "1"
+    stream = sys.__stderr__ if forced else sys.stderr
+    if not (forced or (stream is not None and stream.isatty())):
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, leave=leave, file=stream, dynamic_ncols=True)
 
 
 @contextmanager
-def seeded_eval(model: torch.nn.Module, device: torch.device | str, seed: int) -> Iterator[None]:
-    """Eval mode and a private, seeded random stream for a measurement, both restored afterwards.
-
-    The random draws of a VAE's z then repeat from run to run, and the caller's own stream is left as it was.
-    """
-    was_training = model.training
-    model.eval()
-    devices = [device] if torch.device(device).type == "cuda" else []
+def seeded(seed: int) -> Iterator[None]:
+    """Seed Python, NumPy and torch inside the block; outside it their streams are as they were (ch. 4)."""
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     try:
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
+            set_seed(seed)
             yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
+@contextmanager
+def evaluating(model: nn.Module, *, seed: int | None = None) -> Iterator[nn.Module]:
+    """Run `model` for a measurement: eval mode, no gradients and, given a seed, a private seeded random stream
+    (a VAE's z repeats from run to run; the caller's stream is untouched). All restored on exit, errors included."""
+    was_training = model.training
+    device = _device_of(model)
+    devices = [device] if device.type == "cuda" else []
+    model.eval()
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=devices, enabled=seed is not None):
+            if seed is not None:
+                torch.manual_seed(seed)
+            yield model
     finally:
         model.train(was_training)

@@ -1,5 +1,5 @@
-"""torchbearer glue for chapter 5: the state keys for mu and logvar, a model wrapper that fills them, the
-beta-KL callback, per-image metrics, a quiet Trial, in-memory loaders and a once-per-epoch progress plot.
+"""torchbearer glue for chapter 5, and only that: the state keys for mu and logvar, a model wrapper that fills them,
+the beta-KL callback, per-image metrics, a quiet Trial, in-memory loaders and a once-per-epoch progress plot.
 
 torchbearer (0.5.5) passes `state=` to the model's forward and adds callback terms to the loss; what it
 needs from us is small, and every piece here is tested in tests/test_torchbearer_glue.py.
@@ -7,6 +7,7 @@ needs from us is small, and every piece here is tested in tests/test_torchbearer
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import torch
@@ -16,8 +17,11 @@ from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
 from torchbearer import Trial, callbacks, metrics, state_key
 
+from aecourse.checks import check_nonnegative
 from aecourse.losses import gaussian_kl, mse
 from aecourse.plot import image_rows
+from aecourse.runtime import evaluating, progress
+from aecourse.train import History
 
 MU = state_key("mu")  # mean of q(z|x), (B, latent_dim), written by StateVAE.forward
 LOGVAR = state_key("logvar")  # log-variance of q(z|x), (B, latent_dim)
@@ -52,7 +56,7 @@ def squared_error(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     Per image rather than per batch so that numbers do not depend on the batch size; Adam is almost
     invariant to that constant factor, so training follows the article's `MSELoss(reduction='sum')` (ch. 5).
     """
-    return mse(x_hat, x, reduction="per_image")
+    return mse(x_hat, x, reduction="image_mean")
 
 
 def beta_kl(beta: float, mu_key=MU, logvar_key=LOGVAR) -> callbacks.Callback:
@@ -60,38 +64,34 @@ def beta_kl(beta: float, mu_key=MU, logvar_key=LOGVAR) -> callbacks.Callback:
 
     It runs on the training and the validation/test criterion alike, so evaluated losses include it (ch. 5).
     """
-    if beta < 0:
-        raise ValueError(f"beta weighs the KL term and must be >= 0; got {beta}.")
+    beta = check_nonnegative("beta", beta)
 
     @callbacks.add_to_loss
     def add_beta_kl(state):
-        return beta * gaussian_kl(state[mu_key], state[logvar_key], reduction="per_image")
+        return beta * gaussian_kl(state[mu_key], state[logvar_key], reduction="image_mean")
 
     return add_beta_kl
 
 
-@metrics.mean
-class KLMetric(metrics.Metric):
-    """The rate: KL(q(z|x) || p(z)) in nats, averaged over the images of an epoch (ch. 5)."""
+def _per_image_metric(name: str, compute) -> type[metrics.Metric]:
+    """A torchbearer metric averaging compute(state) -> (B,) over the images of an epoch, named `name`."""
 
-    def __init__(self) -> None:
-        super().__init__("kl")
+    class PerImage(metrics.Metric):
+        def __init__(self) -> None:
+            super().__init__(name)
 
-    def process(self, *args):
-        state = args[0]
-        return gaussian_kl(state[MU], state[LOGVAR], reduction="none").detach()  # (B,)
+        def process(self, *args):
+            return compute(args[0]).detach()
+
+    return metrics.mean(PerImage)
 
 
-@metrics.mean
-class DistortionMetric(metrics.Metric):
-    """The distortion: ||x - x_hat||^2 per image, averaged over the images of an epoch (ch. 5)."""
-
-    def __init__(self) -> None:
-        super().__init__("distortion")
-
-    def process(self, *args):
-        state = args[0]
-        return mse(state[torchbearer.Y_PRED], state[torchbearer.Y_TRUE], reduction="none").detach()  # (B,)
+KLMetric = _per_image_metric("kl", lambda state: gaussian_kl(state[MU], state[LOGVAR], reduction="none"))
+KLMetric.__doc__ = "The rate: KL(q(z|x) || p(z)) in nats per image, averaged over an epoch (ch. 5)."
+DistortionMetric = _per_image_metric(
+    "distortion", lambda state: mse(state[torchbearer.Y_PRED], state[torchbearer.Y_TRUE], reduction="none")
+)
+DistortionMetric.__doc__ = "The distortion: ||x - x_hat||^2 per image, averaged over an epoch (ch. 5)."
 
 
 def tensor_loader(
@@ -123,6 +123,21 @@ def quiet_trial(
     writes hundreds of lines into stored outputs (ch. 5). Use print_epochs() for one line per epoch.
     """
     return Trial(model, optimizer, criterion, metrics=list(metrics), callbacks=list(callbacks), verbose=0).to(device)
+
+
+def run_epochs(trial: Trial, num_epochs: int) -> History:
+    """trial.run, one epoch at a time, timed: the per-epoch rows (train_loss, train_kl, ...) and seconds that a
+    checkpoint's manifest stores, and a progress bar over the epochs under `make checkpoints` (ch. 5)."""
+    history = History()
+    done = len(trial.state[torchbearer.HISTORY])
+    for epoch in progress(range(done + 1, num_epochs + 1), total=num_epochs - done, desc="epochs", leave=True):
+        start = time.perf_counter()
+        metrics = trial.run(epoch)[-1]
+        row = {"epoch": float(epoch)}
+        row.update({f"train_{k}": float(v) for k, v in metrics.items() if k in ("loss", "kl", "distortion")})
+        row["seconds"] = time.perf_counter() - start
+        history.rows.append(row)
+    return history
 
 
 def print_epochs(keys: Sequence[str] = ("loss", "kl", "distortion"), digits: int = 1) -> callbacks.Callback:
@@ -157,14 +172,11 @@ class ReconstructionProgress(callbacks.Callback):
         self.figures: list[Figure] = []
         self._handle = None
 
-    @torch.no_grad()
     def on_end_epoch(self, state) -> None:
         model = state[torchbearer.MODEL]
-        was_training = model.training
-        model.eval()
         x = self.x.to(state[torchbearer.DEVICE])
-        x_hat = model(x)
-        model.train(was_training)
+        with evaluating(model):
+            x_hat = model(x)
         epoch = state[torchbearer.EPOCH] + 1
         fig = image_rows({"x": x, f"x_hat, epoch {epoch}": x_hat}, num_images=self.num_images)
         self.figures.append(fig)
@@ -184,20 +196,3 @@ def _in_notebook() -> bool:
         return False
     shell = get_ipython()
     return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
-
-
-@torch.no_grad()
-def posterior_stats(vae: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
-    """mu and logvar of q(z|x) for every image of a split, each (N, latent_dim), in eval mode (ch. 5)."""
-    was_training = vae.training
-    vae.eval()
-    try:
-        pairs = [vae.encode(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
-    finally:
-        vae.train(was_training)
-    return torch.cat([mu for mu, _ in pairs]), torch.cat([logvar for _, logvar in pairs])
-
-
-def kl_per_dimension(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(q(z_i|x) || N(0, 1)) per dimension, averaged over images, (latent_dim,); sums to the rate (ch. 5)."""
-    return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).mean(0)

@@ -1,5 +1,5 @@
 """The plain-PyTorch training loop of chapters 1-4: in-memory tensors, shuffled index batches, a per-epoch
-history, a NaN guard, and state_dict checkpoints.
+history, and guards that stop training before a non-finite loss or gradient reaches the weights.
 
 No DataLoader: Fashion-MNIST is 220 MB as float32, so it sits on the device whole and a batch is one
 indexing operation. That is what makes an epoch of the article's MLPs take seconds on two CPU cores.
@@ -8,25 +8,19 @@ indexing operation. That is what makes an epoch of the article's MLPs take secon
 from __future__ import annotations
 
 import math
-import os
-import sys
-import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from aecourse.runtime import native_bfloat16
-
-# loss_fn(model, x, y) -> loss, or (loss, {name: value}) with extra terms to record in the history
-LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor | None], "torch.Tensor | tuple[torch.Tensor, dict]"]
+from aecourse.losses import LossFn
+from aecourse.runtime import evaluating, native_bfloat16, progress
 
 
 class TrainingDivergedError(FloatingPointError):
-    """The loss became NaN or infinite; the message names the epoch, the step and what to try."""
+    """A loss or a gradient became NaN or infinite; the message names the epoch, the step and what to try."""
 
 
 @dataclass
@@ -46,51 +40,34 @@ class History:
         return self.rows[-1] if self.rows else {}
 
     @property
-    def seconds_per_epoch(self) -> float:
-        return sum(self["seconds"]) / max(len(self), 1)
-
-    def table(self, digits: int = 4) -> str:
-        """A plain-text table of the history, for a notebook cell."""
-        if not self.rows:
-            return "(no epochs)"
-        keys = list(self.rows[0])
-        lines = ["  ".join(f"{k:>12}" for k in keys)]
-        for row in self.rows:
-            lines.append("  ".join(f"{row.get(k, float('nan')):>12.{digits}g}" for k in keys))
-        return "\n".join(lines)
+    def seconds(self) -> float:
+        """Seconds spent training, all epochs together (evaluation excluded)."""
+        return sum(self["seconds"])
 
 
 def _unpack(result: torch.Tensor | tuple[torch.Tensor, dict]) -> tuple[torch.Tensor, dict]:
-    if isinstance(result, tuple):
-        return result[0], result[1]
-    return result, {}
+    return (result[0], result[1]) if isinstance(result, tuple) else (result, {})
 
 
-def _check_finite(loss: torch.Tensor, epoch: int, step: int, lr: float) -> None:
-    if not bool(torch.isfinite(loss)):
-        raise TrainingDivergedError(
-            f"the loss became {float(loss.detach())} at epoch {epoch}, step {step}; training stopped and the weights "
-            "hold their last finite update. Try a lower learning rate "
-            f"(lr={lr:g} now), check that the inputs are finite and in range, or clip the gradients."
-        )
-
-
-def _batches(n: int, batch_size: int, *, shuffle: bool, generator: torch.Generator | None, device: torch.device):
-    order = torch.randperm(n, generator=generator, device="cpu") if shuffle else torch.arange(n)
+def _batches(n: int, batch_size: int, *, generator: torch.Generator | None, device: torch.device) -> Iterator:
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
     order = order.to(device)
     for start in range(0, n, batch_size):
         yield order[start : start + batch_size]
 
 
-def _progress(iterable, *, total: int, enabled: bool, desc: str):
-    if not enabled:
-        return iterable
-    from tqdm.auto import tqdm
+def _diverged(what: str, epoch: int, step: int, lr: float, weights: str) -> TrainingDivergedError:
+    return TrainingDivergedError(
+        f"{what} at epoch {epoch}, step {step}; training stopped and {weights}. Try a lower learning rate "
+        f"(lr={lr:g} now), check that the inputs are finite and in range, or clip the gradients."
+    )
 
-    return tqdm(iterable, total=total, desc=desc, leave=False)
+
+def _gradients_finite(model: nn.Module) -> bool:
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    return not grads or bool(torch.isfinite(torch.stack([g.detach().abs().amax() for g in grads])).all())
 
 
-@torch.no_grad()
 def evaluate(
     model: nn.Module,
     loss_fn: LossFn,
@@ -102,22 +79,21 @@ def evaluate(
 ) -> dict[str, float]:
     """The mean loss (and extra terms) over a whole split, in eval mode, weighting batches by size.
 
-    `seed` fixes the random draws (a VAE's z, a DAE's noise) so that two evaluations agree.
+    `seed` fixes the random draws (a VAE's z, a DAE's noise) so that two evaluations agree. A non-finite value
+    is an error, not a number to average.
     """
-    was_training = model.training
-    model.eval()
-    fork = torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else [])
     totals: dict[str, float] = {}
-    with fork:
-        if seed is not None:
-            torch.manual_seed(seed)
-        for idx in _batches(len(x), batch_size, shuffle=False, generator=None, device=x.device):
+    with evaluating(model, seed=seed):
+        for idx in _batches(len(x), batch_size, generator=None, device=x.device):
             loss, extra = _unpack(loss_fn(model, x[idx], None if y is None else y[idx]))
-            weight = len(idx)
-            totals["loss"] = totals.get("loss", 0.0) + float(loss) * weight
-            for name, value in extra.items():
-                totals[name] = totals.get(name, 0.0) + float(value) * weight
-    model.train(was_training)
+            for name, value in {"loss": loss, **extra}.items():
+                value = float(value)
+                if not math.isfinite(value):
+                    raise FloatingPointError(
+                        f"evaluate: {name} is {value} on the batch of images {int(idx[0])}..{int(idx[-1])}; "
+                        "check the model's weights and the inputs."
+                    )
+                totals[name] = totals.get(name, 0.0) + value * len(idx)
     return {name: value / len(x) for name, value in totals.items()}
 
 
@@ -136,18 +112,16 @@ def fit(
     seed: int = 0,
     channels_last: bool = False,
     mixed_precision: bool = False,
-    progress: bool | None = None,
     history: History | None = None,
     epoch_end: Callable[[nn.Module], dict[str, float]] | None = None,
 ) -> History:
     """Train `model` on tensors already on its device; return the per-epoch history (chapters 1-4).
 
-    `progress=None` shows a tqdm bar only in a terminal, so stored notebook outputs stay clean.
-    `channels_last` speeds up conv models on the CPU (chapter 5 VAE: 36 s against 42 s an epoch, benchmarks/).
-    `mixed_precision` runs the forward pass and the loss under bfloat16 autocast; weights, gradients and the
-    optimizer stay float32. It needs hardware bfloat16 (see `native_bfloat16`); benchmarks/ measures the gain.
-    Pass the `history` of an earlier call to continue it. `epoch_end(model)` may return extra numbers to record
-    in each epoch's row (chapter 4 records the Fréchet distance of samples as training goes).
+    A non-finite loss or gradient stops training before the optimizer step, so the weights hold the last finite
+    update. `channels_last` speeds up conv models on the CPU; `mixed_precision` runs the forward pass under
+    bfloat16 autocast (weights, gradients and Adam stay float32) where the hardware has bfloat16 (see
+    `native_bfloat16`; the book's appendix measures both). Pass the `history` of an earlier call to continue it.
+    `epoch_end(model)` may return extra numbers for each epoch's row (chapter 4 records the Fréchet distance).
     """
     if num_epochs < 0 or batch_size < 1:
         raise ValueError(f"num_epochs must be >= 0 and batch_size >= 1; got {num_epochs} and {batch_size}.")
@@ -169,75 +143,62 @@ def fit(
         model.to(memory_format=torch.channels_last)
     optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
     lr_now = optimizer.param_groups[0]["lr"]
-    show = sys.stderr.isatty() if progress is None else progress
     generator = torch.Generator().manual_seed(seed)
     history = history if history is not None else History()
-    first_epoch = len(history) + 1
-    steps_per_epoch = math.ceil(len(x_train) / batch_size)
-    for epoch in range(first_epoch, first_epoch + num_epochs):
+    first = len(history) + 1
+    steps = math.ceil(len(x_train) / batch_size)
+    for epoch in progress(range(first, first + num_epochs), total=num_epochs, desc="epochs", leave=True):
         model.train()
         start = time.perf_counter()
-        total = torch.zeros((), device=device)
-        extra_totals: dict[str, torch.Tensor] = {}
-        batches = _batches(len(x_train), batch_size, shuffle=True, generator=generator, device=device)
-        for step, idx in enumerate(_progress(batches, total=steps_per_epoch, enabled=show, desc=f"epoch {epoch}")):
+        totals: dict[str, torch.Tensor] = {}
+        batches = _batches(len(x_train), batch_size, generator=generator, device=device)
+        for step, idx in enumerate(progress(batches, total=steps, desc=f"epoch {epoch}")):
             x = x_train[idx]
             if channels_last and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=mixed_precision):
                 loss, extra = _unpack(loss_fn(model, x, None if y_train is None else y_train[idx]))
-            _check_finite(loss, epoch, step, lr_now)
+            if not bool(torch.isfinite(loss)):
+                raise _diverged(
+                    f"the loss became {float(loss.detach())}",
+                    epoch,
+                    step,
+                    lr_now,
+                    "the weights hold their last finite update",
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if not _gradients_finite(model):
+                raise _diverged(
+                    "a gradient became NaN or infinite (the loss was finite)",
+                    epoch,
+                    step,
+                    lr_now,
+                    "the optimizer step was skipped: the weights hold their last finite update",
+                )
             optimizer.step()
-            total += loss.detach() * len(idx)
-            for name, value in extra.items():
-                extra_totals[name] = extra_totals.get(name, 0.0) + torch.as_tensor(value).detach() * len(idx)
-        row: dict[str, float] = {"epoch": float(epoch), "train_loss": float(total) / len(x_train)}
-        row.update({f"train_{name}": float(value) / len(x_train) for name, value in extra_totals.items()})
+            for name, value in {"loss": loss, **extra}.items():
+                totals[name] = totals.get(name, 0.0) + torch.as_tensor(value).detach() * len(idx)
+        row = {"epoch": float(epoch)}
+        row.update({f"train_{name}": float(value) / len(x_train) for name, value in totals.items()})
         row["seconds"] = time.perf_counter() - start
         if x_test is not None:
-            scores = evaluate(model, loss_fn, x_test, y_test)
-            row["test_loss"] = scores.pop("loss")
-            row.update({f"test_{name}": value for name, value in scores.items()})
+            row.update({f"test_{name}": value for name, value in evaluate(model, loss_fn, x_test, y_test).items()})
         if epoch_end is not None:
             row.update(epoch_end(model))
-            model.train()
         history.rows.append(row)
     return history
 
 
-def save_checkpoint(model: nn.Module, path: str | Path) -> Path:
-    """Write the model's state_dict atomically (a temporary file, then a rename): a crash leaves no half file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(handle)
-    try:
-        torch.save(model.state_dict(), tmp_name)
-        os.replace(tmp_name, path)
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)
-    return path
-
-
-def load_checkpoint(model: nn.Module, path: str | Path, *, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Load a state_dict with weights_only=True: tensors only, no code from the file is run."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}; train the model first or check the path.")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:
-        raise ValueError(
-            f"{path} is not a state_dict checkpoint that loads with weights_only=True ({exc}). "
-            "Save checkpoints with aecourse.train.save_checkpoint."
-        ) from exc
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise ValueError(
-            f"{path} does not fit {type(model).__name__}: {exc}. Build the model with the same arguments "
-            "(e.g. latent_dim) as the one that was saved."
-        ) from exc
-    return model
+def gradient_norm(
+    model: nn.Module, loss_fn: LossFn, x: torch.Tensor, part: nn.Module | None = None, *, seed: int = 0
+) -> float:
+    """The norm of the gradient of `loss_fn` at the current weights with respect to the parameters of `part` (the
+    whole model by default), in training mode with seeded draws; nothing is updated (ch. 4: how much gradient
+    reaches the decoder early in training)."""
+    parameters = list((part or model).parameters())
+    with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        loss, _ = _unpack(loss_fn(model, x, None))
+    gradients = torch.autograd.grad(loss, parameters)
+    return float(torch.linalg.vector_norm(torch.stack([g.norm() for g in gradients])))

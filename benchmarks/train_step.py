@@ -10,6 +10,7 @@ Usage:  python benchmarks/train_step.py [--steps 40] [--batch-size 128] [--compi
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -89,6 +90,7 @@ def main() -> None:
         "|---|---|---|---|---:|---:|",
     ]
     print(lines[0])
+    rows = []
     for stock, channels_last, bf16, compile_model in configs:
         ms, warm_up = milliseconds_per_step(
             conv_vae(stock),
@@ -104,11 +106,30 @@ def main() -> None:
         lines.append(
             f"| {layer} | {layout} | {precision} | {'yes' if compile_model else 'no'} | {ms:.1f} | {warm_up:.1f} |"
         )
+        rows.append(
+            {
+                "layer": layer,
+                "layout": layout,
+                "precision": precision,
+                "compiled": compile_model,
+                "ms_per_step": ms,
+                "warm_up_seconds": warm_up,
+            }
+        )
         print(lines[-1], flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / "train_step_cpu.md"
     out.write_text("\n".join(lines) + "\n")
-    print(f"wrote {out}")
+    record = {
+        "command": "python benchmarks/train_step.py" + (" --compile" if args.compile else ""),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "batch_size": args.batch_size,
+        "steps": args.steps,
+        "rows": rows,
+    }
+    (args.out / "train_step_cpu.json").write_text(json.dumps(record, indent=1) + "\n")
+    print(f"wrote {out} and its .json")
 
 
 if __name__ == "__main__":

@@ -8,8 +8,10 @@ import pytest
 import torch
 
 from aecourse.data import add_gaussian_noise, add_masking_noise, add_noise
-from aecourse.metrics import PCABaseline, anomaly_auc, linear_probe_accuracy, per_image_mse, psnr, reconstruct
-from aecourse.models import ConvDenoisingAutoencoder
+from aecourse.inference import reconstruct
+from aecourse.losses import mse
+from aecourse.metrics import anomaly_auc, linear_probe_accuracy, psnr
+from aecourse.models import ConvDenoisingAutoencoder, PCABaseline
 
 
 def _low_rank_data(n: int = 400, d: int = 30, seed: int = 0) -> torch.Tensor:
@@ -41,7 +43,7 @@ def test_pca_baseline_matches_numpy_svd() -> None:
     centred = (x - x.mean(0)).numpy()
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     expected = centred @ vt[:k].T @ vt[:k] + x.mean(0).numpy()
-    got = PCABaseline(k).fit(x).reconstruct(x)
+    got = PCABaseline(k).fit(x).reconstruct(x, clamp=False)
     np.testing.assert_allclose(got.numpy(), expected, atol=1e-5)
 
 
@@ -50,7 +52,9 @@ def test_truncated_pca_equals_a_fresh_fit(k: int) -> None:
     x = _low_rank_data()
     big = PCABaseline(10).fit(x)
     small = big.truncated(k)
-    np.testing.assert_allclose(small.reconstruct(x).numpy(), PCABaseline(k).fit(x).reconstruct(x).numpy(), atol=1e-5)
+    np.testing.assert_allclose(
+        small.reconstruct(x, clamp=False).numpy(), PCABaseline(k).fit(x).reconstruct(x, clamp=False).numpy(), atol=1e-5
+    )
     assert small.encode(x).shape == (len(x), k)
     assert big.encode(x).shape == (len(x), 10)  # the original fit is left untouched
 
@@ -58,7 +62,7 @@ def test_truncated_pca_equals_a_fresh_fit(k: int) -> None:
 def test_truncated_pca_error_falls_with_k_and_refuses_too_many() -> None:
     x = _low_rank_data()
     big = PCABaseline(8).fit(x)
-    errors = [float(per_image_mse(big.truncated(k).reconstruct(x), x).mean()) for k in (1, 2, 4, 8)]
+    errors = [float((big.truncated(k).reconstruct(x, clamp=False) - x).pow(2).mean()) for k in (1, 2, 4, 8)]
     assert errors == sorted(errors, reverse=True)
     with pytest.raises(ValueError, match="n_components"):
         big.truncated(9)
@@ -77,10 +81,15 @@ def test_anomaly_auc_against_the_rank_formula() -> None:
         anomaly_auc(scores, torch.zeros(50, dtype=torch.bool))
 
 
-def test_per_image_mse() -> None:
+def test_mse_reductions_name_what_they_average() -> None:
     x = torch.zeros(3, 1, 28, 28)
     x_hat = torch.stack([torch.full((1, 28, 28), v) for v in (0.0, 0.5, 1.0)])
-    torch.testing.assert_close(per_image_mse(x_hat, x), torch.tensor([0.0, 0.25, 1.0]))
+    torch.testing.assert_close(mse(x_hat, x, "none"), 784 * torch.tensor([0.0, 0.25, 1.0]))  # one sum per image
+    assert float(mse(x_hat, x, "image_mean")) == pytest.approx(784 * 1.25 / 3)
+    assert float(mse(x_hat, x, "pixel_mean")) == pytest.approx(1.25 / 3)
+    assert float(mse(x_hat, x, "sum")) == pytest.approx(784 * 1.25)
+    with pytest.raises(ValueError, match="reduction"):
+        mse(x_hat, x, "per_image")
 
 
 def test_linear_probe_separates_blobs_and_not_noise() -> None:

@@ -1,7 +1,8 @@
 """The built book, as a reader meets it: every page opened in headless Chromium.
 
 For each page: MathJax rendered every equation (no raw TeX, no MathJax error), every image loaded, the console
-shows no errors, and every internal link points at a page (and anchor) that exists. A screenshot of each page is
+shows no errors, no code or output box is wider than the page, no title is numbered twice, no nbval marker shows,
+and every internal link points at a page (and anchor) that exists. A screenshot of each page is
 saved under _build/screenshots/. `make test` builds the book first; without Chromium the test is skipped.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -100,6 +102,12 @@ return {
   broken_images: [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src),
   images: document.images.length,
   height: document.documentElement.scrollHeight,
+  overflowing: [...document.querySelectorAll('pre')]
+    .filter(p => p.scrollWidth > p.clientWidth + 1)
+    .map(p => p.textContent.split('\n').reduce((a, b) => (b.length > a.length ? b : a), '').slice(0, 100)),
+  titles: [document.title, ...[...document.querySelectorAll('h1, nav.bd-links a, .prev-next-area a')]
+    .map(e => e.textContent.trim())],
+  text: document.body.innerText,
 };
 """
 
@@ -115,6 +123,10 @@ def test_page_renders(page, server, browser):
     assert not facts["unrendered"], f"{relative}: equations MathJax did not render: {facts['unrendered'][:5]}"
     assert facts["math_errors"] == 0, f"{relative}: {facts['math_errors']} MathJax errors (bad TeX)"
     assert not facts["broken_images"], f"{relative}: images that did not load: {facts['broken_images']}"
+    assert not facts["overflowing"], f"{relative}: code or output boxes wider than the page: {facts['overflowing']}"
+    doubled = [t for t in facts["titles"] if re.match(r"^\d+(\.\d+)*\.?\s+\d+\.\s", t)]
+    assert not doubled, f"{relative}: titles numbered twice (a number in the title and the numbered toc): {doubled}"
+    assert "NBVAL" not in facts["text"], f"{relative}: an nbval marker is visible to readers"
     errors = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert not errors, f"{relative}: console errors: {errors}"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,8 @@ from aecourse.data import (
     IdxSpec,
     add_gaussian_noise,
     add_masking_noise,
+    add_noise,
+    binarize,
     load_fashion_mnist,
 )
 
@@ -150,6 +154,124 @@ def test_wrong_counts_are_refused(isolated):
         load_fashion_mnist(isolated / "src", spec=wrong)
 
 
+@pytest.mark.parametrize("how", ["root", "env"])
+def test_named_folder_without_the_files_is_an_error_not_a_fallback(isolated, monkeypatch, how):
+    spec = write_small_fashion_mnist(isolated / "debian", gz=True)  # good data elsewhere must not be used
+    monkeypatch.setattr(data, "DEBIAN_DIR", isolated / "debian")
+    write_small_fashion_mnist(isolated / "partial", gz=True)
+    (isolated / "partial" / "t10k-labels-idx1-ubyte.gz").unlink()
+    if how == "env":
+        monkeypatch.setenv("AECOURSE_DATA", str(isolated / "partial"))
+    with pytest.raises(DataError) as info:
+        load_fashion_mnist(isolated / "partial" if how == "root" else None, spec=spec)
+    message = str(info.value)
+    assert ("root=" if how == "root" else "$AECOURSE_DATA") in message
+    assert f"{isolated / 'partial'} lacks t10k-labels-idx1-ubyte (" in message  # only the missing file
+    assert ("drop root=" if how == "root" else "unset AECOURSE_DATA") in message
+    assert str(isolated / "debian") not in message
+
+
+def test_named_folder_that_does_not_exist_says_so(isolated):
+    with pytest.raises(DataError, match=f"root= names {isolated / 'typo'} .* does not exist"):
+        load_fashion_mnist(isolated / "typo")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "change"])
+def test_damaged_source_is_an_error_even_with_a_good_cache(isolated, damage):
+    spec = write_small_fashion_mnist(isolated / "src", gz=True)
+    assert load_fashion_mnist(isolated / "src", spec=spec).source == isolated / "src"  # the cache now holds a copy
+    damaged = isolated / "src" / "train-labels-idx1-ubyte.gz"
+    payload = gzip.decompress(damaged.read_bytes())
+    if damage == "truncate":
+        damaged.write_bytes(damaged.read_bytes()[:-5])
+    else:
+        damaged.write_bytes(gzip.compress(payload[:-1] + bytes([(payload[-1] + 1) % 10])))
+    expected = "is corrupt or truncated" if damage == "truncate" else "does not hold the expected data"
+    with pytest.raises(DataError, match=f"train-labels-idx1-ubyte.gz {expected}"):
+        load_fashion_mnist(isolated / "src", spec=spec)
+
+
+def test_damaged_debian_file_says_to_reinstall(isolated, monkeypatch):
+    spec = write_small_fashion_mnist(isolated / "debian", gz=True)
+    monkeypatch.setattr(data, "DEBIAN_DIR", isolated / "debian")
+    (isolated / "debian" / "t10k-images-idx3-ubyte.gz").write_bytes(b"not gzip")
+    with pytest.raises(DataError, match="t10k-images-idx3-ubyte.gz is corrupt.*apt-get install --reinstall"):
+        load_fashion_mnist(spec=spec)
+
+
+def test_source_is_the_cache_when_the_data_come_from_it(isolated):
+    spec = write_small_fashion_mnist(isolated / "cache" / "FashionMNIST" / "raw", gz=False)
+    loaded = load_fashion_mnist(spec=spec)
+    assert loaded.source == isolated / "cache" / "FashionMNIST" / "raw"
+
+
+def test_cache_path_that_is_a_file_is_a_clear_error(isolated, monkeypatch):
+    spec = write_small_fashion_mnist(isolated / "src", gz=True)
+    (isolated / "a-file").write_text("not a folder")
+    monkeypatch.setenv("AECOURSE_CACHE", str(isolated / "a-file"))
+    with pytest.raises(DataError, match=f"cache folder {isolated / 'a-file'} cannot be written.*AECOURSE_CACHE="):
+        load_fashion_mnist(isolated / "src", spec=spec)
+
+
+def test_unwritable_cache_is_a_clear_error(isolated, monkeypatch):
+    spec = write_small_fashion_mnist(isolated / "src", gz=True)
+    raw = isolated / "cache" / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+
+    def refused(*args, **kwargs):  # what mkstemp raises in a folder without write permission (root ignores chmod)
+        raise PermissionError(13, "Permission denied", str(raw))
+
+    monkeypatch.setattr(data.tempfile, "mkstemp", refused)
+    with pytest.raises(DataError, match=f"cache folder {raw} cannot be written.*Permission denied.*AECOURSE_CACHE="):
+        load_fashion_mnist(isolated / "src", spec=spec)
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root may write into a read-only folder")
+def test_read_only_cache_folder_is_a_clear_error(isolated):
+    spec = write_small_fashion_mnist(isolated / "src", gz=True)
+    raw = isolated / "cache" / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    raw.chmod(0o555)
+    try:
+        with pytest.raises(DataError, match=f"cache folder {raw} cannot be written.*AECOURSE_CACHE="):
+            load_fashion_mnist(isolated / "src", spec=spec)
+    finally:
+        raw.chmod(0o755)
+
+
+def test_temporary_files_left_by_a_killed_unpacking_are_removed(isolated):
+    spec = write_small_fashion_mnist(isolated / "src", gz=True)
+    load_fashion_mnist(isolated / "src", spec=spec)
+    raw = isolated / "cache" / "FashionMNIST" / "raw"
+    stale = raw / ".train-images-idx3-ubyte.k1ll3d_x"  # what mkstemp names it; a SIGKILL skips the clean-up
+    fresh = raw / ".train-images-idx3-ubyte.unpack1n"  # another process may be writing this one right now
+    other = raw / ".train-images-idx3-ubyte.not-ours-at-all"
+    for path in (stale, fresh, other):
+        path.write_bytes(b"partial")
+    old = time.time() - 2 * data.STALE_AFTER_S
+    os.utime(stale, (old, old))
+    os.utime(other, (old, old))
+    load_fashion_mnist(isolated / "src", spec=spec)
+    assert not stale.exists()
+    assert fresh.exists() and other.exists()
+
+
+def test_undeletable_temporary_file_is_a_warning_not_an_error(isolated, monkeypatch):
+    spec = write_small_fashion_mnist(isolated / "src", gz=True)
+    load_fashion_mnist(isolated / "src", spec=spec)
+    stale = isolated / "cache" / "FashionMNIST" / "raw" / ".t10k-images-idx3-ubyte.k1ll3d_x"
+    stale.write_bytes(b"partial")
+    old = time.time() - 2 * data.STALE_AFTER_S
+    os.utime(stale, (old, old))
+
+    def read_only(self, missing_ok=False):  # a shared cache that this user may read but not change
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "unlink", read_only)
+    with pytest.warns(UserWarning, match=f"could not delete {stale}.*delete it by hand"):
+        assert load_fashion_mnist(isolated / "src", spec=spec).x_train.shape[0] == 30
+
+
 @pytest.mark.skipif(
     not (data.DEBIAN_DIR / "train-images-idx3-ubyte.gz").is_file(),
     reason="real Fashion-MNIST is not installed here (sudo apt-get install dataset-fashion-mnist)",
@@ -174,8 +296,11 @@ def test_gaussian_noise_is_clipped_seedable_and_optional():
     raw = add_gaussian_noise(x, 0.5, clip=False, generator=torch.Generator().manual_seed(1))
     assert float(raw.min()) < 0.0 and float(raw.max()) > 1.0
     assert abs(float((raw - x).std()) - 0.5) < 0.01
+    for sigma in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="sigma .* must be a finite number >= 0"):
+            add_gaussian_noise(x, sigma)
     with pytest.raises(ValueError, match="sigma"):
-        add_gaussian_noise(x, -0.1)
+        add_noise(x, "gaussian", float("nan"))
 
 
 def test_masking_noise_drops_the_asked_fraction():
@@ -183,5 +308,22 @@ def test_masking_noise_drops_the_asked_fraction():
     masked = add_masking_noise(x, 0.3, generator=torch.Generator().manual_seed(0))
     assert abs(float((masked == 0).float().mean()) - 0.3) < 0.01
     assert set(masked.unique().tolist()) <= {0.0, 1.0}
-    with pytest.raises(ValueError, match="drop_prob"):
-        add_masking_noise(x, 1.5)
+    for drop_prob in (-0.1, 1.5, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="drop_prob"):
+            add_masking_noise(x, drop_prob)
+
+
+def test_binarize_draws_each_pixel_with_its_grey_level():
+    x = torch.rand(20, 1, 28, 28)
+    draws = binarize(x.expand(400, *x.shape).contiguous())  # (400, 20, 1, 28, 28): 400 draws of each image
+    assert set(draws.unique().tolist()) <= {0.0, 1.0}
+    assert float((draws.mean(0) - x).abs().mean()) < 0.03  # E[binarize(x)] = x
+    assert torch.equal(binarize(x, torch.Generator().manual_seed(3)), binarize(x, torch.Generator().manual_seed(3)))
+
+
+@pytest.mark.parametrize("bad", [-0.5, 1.5, float("nan")])
+def test_binarize_refuses_grey_levels_outside_zero_one(bad):
+    x = torch.rand(4, 784)
+    x[0, 0] = bad
+    with pytest.raises(ValueError, match=r"x must lie in \[0, 1\]"):
+        binarize(x)

@@ -1,5 +1,6 @@
-"""Tests for chapter 4's mechanics: the classifier and its cache, the Fréchet distance against the closed form,
-the class histogram, the GAN losses against their formulas, and the GAN loop's bookkeeping and seeding."""
+"""Tests for chapter 4's mechanics: the classifier and its checkpoint, the Fréchet distance against the closed form,
+the class histogram, the GAN losses against their formulas, the GAN loop's bookkeeping and seeding, and the
+sampling and smoothness measurements that treat the GAN and the VAE alike."""
 
 from __future__ import annotations
 
@@ -12,23 +13,20 @@ import torch
 from torch import nn
 
 from aecourse import classifier as clf
+from aecourse.checkpoints import CHECKPOINTS_ENV, CheckpointError
 from aecourse.data import FashionMNIST
-from aecourse.gan import (
-    GAN,
-    discriminator_loss,
-    generate,
-    generator_loss,
-    interpolate,
-    run_failures,
-    sampling_seconds,
-    train_gan,
-)
+from aecourse.gan import GAN, discriminator_loss, generator_loss, train_gan
+from aecourse.inference import generate, interpolate
 from aecourse.metrics import (
     class_histogram,
-    consecutive_feature_distances,
     distance_from_uniform,
+    divergence,
     frechet_distance,
     gaussian_frechet_distance,
+    interpolation_steps,
+    jump_ratio,
+    missing_classes,
+    sampling_seconds,
 )
 
 
@@ -123,11 +121,11 @@ def test_class_histogram_and_distance_from_uniform():
     assert distance_from_uniform(fractions) == pytest.approx(0.5 * (0.1 + 0.5 + 0.1 + 7 * 0.1))
 
 
-def test_consecutive_feature_distances():
-    frames = torch.zeros(4, 1, 28, 28)
-    frames[1, 0, 0, 0], frames[2, 0, 0, 0], frames[3, 0, 0, 0] = 1.0, 3.0, 3.0
-    steps = consecutive_feature_distances(Identity(784), frames)
-    torch.testing.assert_close(steps, torch.tensor([1.0, 2.0, 0.0]))
+def test_class_histogram_and_distance_from_uniform_refuse_empty_input():
+    with pytest.raises(ValueError, match="at least one"):
+        class_histogram(LabelFromFirstPixel(), torch.zeros(0, 1, 28, 28))
+    with pytest.raises(ValueError, match="positive sum"):
+        distance_from_uniform(torch.zeros(10))
 
 
 def _tiny_data(n: int = 256) -> FashionMNIST:
@@ -138,32 +136,53 @@ def _tiny_data(n: int = 256) -> FashionMNIST:
     return FashionMNIST(x, y, x[:64], y[:64], source=Path("."))
 
 
-def test_pretrained_classifier_trains_once_then_loads(tmp_path, monkeypatch):
+SMALL = clf.ClassifierSettings(channels=(4, 8), hidden_dim=16, num_epochs=3, batch_size=32, lr=1e-2)
+
+
+def test_pretrained_classifier_is_trained_only_by_make_checkpoints_then_loaded(tmp_path, monkeypatch):
     data = _tiny_data()
-    settings = clf.ClassifierSettings(channels=(4, 8), hidden_dim=16, num_epochs=2, batch_size=64)
+    monkeypatch.delenv(CHECKPOINTS_ENV, raising=False)
+    with pytest.raises(CheckpointError, match="make checkpoints"):
+        clf.pretrained_classifier(data, "cpu", settings=SMALL, root=tmp_path, min_accuracy=0.5)
+    monkeypatch.setenv(CHECKPOINTS_ENV, "update")
     rng_before = torch.get_rng_state()
-    first = clf.pretrained_classifier(data, "cpu", cache_dir=tmp_path, settings=settings)
+    first = clf.pretrained_classifier(data, "cpu", settings=SMALL, root=tmp_path, min_accuracy=0.5)
     assert torch.equal(torch.get_rng_state(), rng_before), "training must not move the caller's random stream"
-    path = clf.checkpoint_path(settings, tmp_path)
-    assert path.is_file() and not first.training
-    assert not any(p.requires_grad for p in first.parameters())
+    assert not first.training and not any(p.requires_grad for p in first.parameters())
+    assert (tmp_path / f"{clf.CHECKPOINT}-seed0.safetensors").is_file()
 
     def must_not_train(*args, **kwargs):
-        raise AssertionError("the cached weights should have been loaded")
+        raise AssertionError("the stored weights should have been loaded")
 
     monkeypatch.setattr(clf, "train_classifier", must_not_train)
-    second = clf.pretrained_classifier(data, "cpu", cache_dir=tmp_path, settings=settings)
+    second = clf.pretrained_classifier(data, "cpu", settings=SMALL, root=tmp_path, min_accuracy=0.5)
     for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True):
         assert torch.equal(a, b)
-    other = clf.ClassifierSettings(channels=(4, 8), hidden_dim=16, num_epochs=3, batch_size=64)
-    assert clf.checkpoint_path(other, tmp_path) != path
+    other = clf.ClassifierSettings(channels=(4, 8), hidden_dim=16, num_epochs=4, batch_size=32, lr=1e-2)
+    monkeypatch.delenv(CHECKPOINTS_ENV)
+    with pytest.raises(CheckpointError, match="num_epochs=3"):  # settings changed: the checkpoint no longer fits
+        clf.pretrained_classifier(data, "cpu", settings=other, root=tmp_path, min_accuracy=0.5)
+
+
+def test_pretrained_classifier_refuses_a_classifier_that_cannot_classify(tmp_path, monkeypatch):
+    data = _tiny_data()
+    monkeypatch.setenv(CHECKPOINTS_ENV, "update")
+    clf.pretrained_classifier(data, "cpu", settings=SMALL, root=tmp_path, min_accuracy=0.5)
+    shuffled = FashionMNIST(data.x_train, data.y_train, data.x_test, data.y_test.roll(1), source=Path("."))
+    with pytest.raises(CheckpointError, match="accuracy"):
+        clf.pretrained_classifier(shuffled, "cpu", settings=SMALL, root=tmp_path, min_accuracy=0.5)
 
 
 def test_train_classifier_is_seeded_and_learns():
     data = _tiny_data()
-    settings = clf.ClassifierSettings(channels=(4, 8), hidden_dim=16, num_epochs=3, batch_size=32, lr=1e-2)
-    a = clf.train_classifier(data, "cpu", settings)
-    b = clf.train_classifier(data, "cpu", settings)
+
+    def trained_copy():
+        torch.manual_seed(0)
+        model = clf.FashionClassifier(SMALL.channels, SMALL.hidden_dim)
+        clf.train_classifier(model, data, SMALL)
+        return model
+
+    a, b = trained_copy(), trained_copy()
     for p, q in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.equal(p, q)
     assert clf.accuracy(a, data.x_train, data.y_train) > 0.5  # chance is 0.1
@@ -184,8 +203,8 @@ def test_generator_matches_the_vae_decoder_size():
     from aecourse.models import VAE
 
     vae, gan = VAE(latent_dim=20, hidden_dim=400), GAN(latent_dim=20, hidden_dim=400)
-    decoder = sum(p.numel() for m in (vae.fc3, vae.fc4) for p in m.parameters())
-    assert sum(p.numel() for p in gan.generator.parameters()) == decoder
+    shapes = {k: v.shape for k, v in vae.decoder.state_dict().items()}
+    assert {k: v.shape for k, v in gan.generator.net.state_dict().items()} == shapes  # the same network
 
 
 def test_train_gan_history_and_seeding():
@@ -199,7 +218,7 @@ def test_train_gan_history_and_seeding():
     gan_a, history_a = run()
     gan_b, history_b = run()
     assert len(history_a) == 2
-    assert set(history_a.last) >= {"epoch", "d_loss", "g_loss", "d_real", "d_fake", "seconds"}
+    assert set(history_a.last) >= {"epoch", "d_loss", "g_loss", "d_real", "d_fake", "g_grad_norm", "seconds"}
     assert history_a["d_loss"] == history_b["d_loss"]
     for p, q in zip(gan_a.parameters(), gan_b.parameters(), strict=True):
         assert torch.equal(p, q)
@@ -214,27 +233,38 @@ def test_train_gan_moves_discriminator_towards_telling_real_from_fake():
     assert history["d_real"][0] > history["d_fake"][0]
 
 
-def test_run_failures():
-    assert run_failures({"d_loss": [1.2, 1.1], "g_loss": [0.9, 1.0]}, torch.full((10,), 0.1)) == []
-    assert any("non-finite" in r for r in run_failures({"loss": [1.0, float("nan")]}))
-    assert any("collapsed" in r for r in run_failures({"d_loss": [1.0, 0.01]}))
+def test_divergence_and_missing_classes_are_separate_questions():
+    assert divergence({"d_loss": [1.2, 1.1], "g_loss": [0.9, 1.0]}) == []
+    assert any("non-finite" in r for r in divergence({"loss": [1.0, float("nan")]}))
+    assert any("collapsed" in r for r in divergence({"d_loss": [1.0, 0.01]}))
+    assert missing_classes(torch.full((10,), 0.1)) == []
     collapsed = torch.zeros(10)
     collapsed[[1, 7]] = 0.5
-    assert len(run_failures({}, collapsed)) == 8
+    assert missing_classes(collapsed) == [0, 2, 3, 4, 5, 6, 8, 9]
+
+
+def test_train_gan_checks_every_image():
+    x = torch.rand(300, 1, 28, 28)
+    x[250] = 255.0  # one image on the wrong scale, far from the first
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        train_gan(GAN(latent_dim=4, hidden_dim=16), x, num_epochs=1)
 
 
 def test_generate_and_interpolate():
     torch.manual_seed(0)
     gan = GAN(latent_dim=4, hidden_dim=16)
-    x = generate(gan, 25, seed=3, batch_size=10)
+    x = generate(gan, 25, seed=3)
     assert x.shape == (25, 1, 28, 28) and float(x.min()) >= 0 and float(x.max()) <= 1
-    torch.testing.assert_close(x, generate(gan, 25, seed=3))  # the batch size does not change the draws
+    torch.testing.assert_close(x, generate(gan, 25, seed=3))
+    assert gan.training, "generate must leave the model's mode as it found it"
     z0, z1 = torch.randn(4), torch.randn(4)
-    frames = interpolate(gan, z0, z1, steps=5)
+    frames = interpolate(gan, z0, z1, 5)
     assert frames.shape == (5, 1, 28, 28)
     with torch.no_grad():
         torch.testing.assert_close(frames[0].reshape(1, -1), gan.decode(z0.unsqueeze(0)))
         torch.testing.assert_close(frames[-1].reshape(1, -1), gan.decode(z1.unsqueeze(0)))
+    batch = interpolate(gan, torch.randn(3, 4), torch.randn(3, 4), 6)
+    assert batch.shape == (3, 6, 1, 28, 28)
     assert sampling_seconds(gan, 100, repeats=2) > 0
 
 
@@ -258,17 +288,45 @@ def test_epoch_end_records_extra_numbers():
     history = train_gan(gan, x, num_epochs=2, batch_size=64, epoch_end=lambda m: {"mean": float(generate(m, 8).mean())})
     assert len(history["mean"]) == 2 and gan.training is False
     vae = VAE(latent_dim=4, hidden_dim=16)
-    history = fit(vae, vae_objective(), x, num_epochs=2, progress=False, epoch_end=lambda m: {"calls": 1.0})
+    history = fit(vae, vae_objective(), x, num_epochs=2, epoch_end=lambda m: {"calls": 1.0})
     assert history["calls"] == [1.0, 1.0]
 
 
-def test_interpolation_steps_shape_and_zero_for_a_constant_generator():
-    from aecourse.gan import interpolation_steps
+def test_interpolation_steps_shape_jump_ratio_and_zero_for_a_constant_generator():
+    torch.manual_seed(0)
+    gan = GAN(latent_dim=4, hidden_dim=16)
+    steps = interpolation_steps(gan, Identity(784), num_pairs=3, num_steps=6)
+    assert steps.shape == (3, 5) and bool((steps > 0).all())
+    torch.testing.assert_close(jump_ratio(torch.tensor([[1.0, 1.0, 1.0], [0.0, 3.0, 0.0]])), torch.tensor([1.0, 3.0]))
+    with torch.no_grad():
+        gan.generator.net[0].weight.zero_()  # G(z) no longer depends on z
+    assert float(interpolation_steps(gan, Identity(784), num_pairs=2, num_steps=4).abs().max()) == 0.0
+
+
+def test_the_minimax_generator_gradient_vanishes_where_the_discriminator_is_sure():
+    from aecourse.gan import generator_gradient_norms
 
     torch.manual_seed(0)
     gan = GAN(latent_dim=4, hidden_dim=16)
-    steps = interpolation_steps(gan, Identity(784), num_pairs=3, steps=6)
-    assert steps.shape == (3, 5) and bool((steps > 0).all())
+    z = torch.randn(64, 4)
+    undecided = generator_gradient_norms(gan, z)
     with torch.no_grad():
-        gan.generator.net[0].weight.zero_()  # G(z) no longer depends on z
-    assert float(interpolation_steps(gan, Identity(784), num_pairs=2, steps=4).abs().max()) == 0.0
+        gan.discriminator.net[2].bias.fill_(-12.0)  # D(G(z)) ~ 6e-6: every sample confidently rejected
+    sure = generator_gradient_norms(gan, z)
+    assert sure["minimax"] < 1e-3 * undecided["minimax"]  # log(1 - D) is flat where D is near 0
+    assert sure["non_saturating"] > 0.5 * undecided["non_saturating"]  # -log D keeps its gradient
+
+
+def test_gradient_norm_of_a_part_without_updating():
+    from aecourse.losses import vae_objective
+    from aecourse.models import VAE
+    from aecourse.train import gradient_norm
+
+    torch.manual_seed(0)
+    vae = VAE(latent_dim=4, hidden_dim=16)
+    before = [p.detach().clone() for p in vae.parameters()]
+    x = torch.rand(8, 784)
+    decoder_only = gradient_norm(vae, vae_objective(), x, vae.decoder)
+    assert 0 < decoder_only <= gradient_norm(vae, vae_objective(), x)
+    assert gradient_norm(vae, vae_objective(), x, vae.decoder) == decoder_only  # seeded draws
+    assert all(torch.equal(a, b) for a, b in zip(before, vae.parameters(), strict=True))

@@ -45,7 +45,7 @@ def test_reconstruction_losses_match_torch_and_their_reductions():
     flat = x.flatten(1)
     torch.testing.assert_close(mse(x_hat, x), F.mse_loss(x_hat, flat))
     torch.testing.assert_close(mse(x_hat, x, "sum"), F.mse_loss(x_hat, flat, reduction="sum"))
-    torch.testing.assert_close(mse(x_hat, x, "per_image"), F.mse_loss(x_hat, flat, reduction="sum") / 4)
+    torch.testing.assert_close(mse(x_hat, x, "image_mean"), F.mse_loss(x_hat, flat, reduction="sum") / 4)
     assert mse(x_hat, x, "none").shape == (4,)
     torch.testing.assert_close(bce(x_hat, x, "sum"), F.binary_cross_entropy(x_hat, flat, reduction="sum"))
     logits = torch.logit(x_hat)
@@ -141,3 +141,30 @@ def test_elbo_terms_keep_the_precision_of_the_images():
     model = VAE(latent_dim=3).double()
     terms = elbo_terms(model, torch.rand(4, 784, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
     assert terms.kl.dtype == torch.float64 and terms.elbo.dtype == torch.float64
+
+
+def test_losses_and_metrics_refuse_batches_that_are_not_the_same_images():
+    from aecourse.metrics import psnr
+
+    with pytest.raises(ValueError, match="same images"):
+        psnr(torch.rand(2, 784), torch.rand(4, 392))
+    with pytest.raises(ValueError, match="same images"):
+        mse(torch.rand(4, 784), torch.rand(4, 392, 2))
+    with pytest.raises(ValueError, match=r"\(B, latent_dim\)"):
+        gaussian_kl(torch.zeros(4, 1), torch.zeros(1, 3))
+    with pytest.raises(ValueError, match="image_mean"):
+        gaussian_kl(torch.zeros(4, 3), torch.zeros(4, 3), reduction="pixel_mean")
+    assert float(mse(torch.zeros(2, 1, 28, 28), torch.zeros(2, 784))) == 0.0  # flattened and not: same images
+
+
+@pytest.mark.parametrize("beta", [-1.0, float("nan"), float("inf")])
+def test_beta_must_be_finite_and_non_negative(beta):
+    from aecourse.losses import vae_objective
+    from aecourse.tb import beta_kl
+
+    with pytest.raises(ValueError, match="beta must be a finite number >= 0"):
+        vae_loss(VAE(), torch.rand(2, 784), beta)
+    with pytest.raises(ValueError, match="beta"):
+        vae_objective(beta)
+    with pytest.raises(ValueError, match="beta"):
+        beta_kl(beta)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from aecourse.models import VAE, Autoencoder, ConvVAE, CroppedConvTranspose2d, DenoisingAutoencoder
+from aecourse.models import (
+    VAE,
+    Autoencoder,
+    ConvDenoisingAutoencoder,
+    ConvVAE,
+    CroppedConvTranspose2d,
+    DenoisingAutoencoder,
+)
 
 
 @pytest.fixture
@@ -134,3 +141,19 @@ def test_wrong_range_or_dtype_is_a_clear_error(model):
         model(torch.zeros(2, 784, dtype=torch.uint8))
     with pytest.raises(TypeError, match="torch.Tensor"):
         model([[0.0] * 784])
+
+
+@pytest.mark.parametrize("model_class", [DenoisingAutoencoder, ConvDenoisingAutoencoder])
+def test_denoising_autoencoders_accept_noisy_inputs_but_not_0_to_255_images(model_class):
+    model = model_class()
+    noisy = torch.rand(2, 1, 28, 28) + 0.3 * torch.randn(2, 1, 28, 28)  # outside [0, 1]: the article's noise
+    assert model(noisy).shape == noisy.shape
+    with pytest.raises(ValueError, match="divide by 255"):
+        model(255 * torch.rand(2, 1, 28, 28))
+
+
+def test_the_classifier_refuses_0_to_255_images():
+    from aecourse.classifier import FashionClassifier
+
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        FashionClassifier()(255 * torch.rand(2, 1, 28, 28))

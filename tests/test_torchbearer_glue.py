@@ -119,18 +119,3 @@ def test_reconstruction_progress_draws_once_per_epoch_without_showing_outside_a_
     trial.run(2)
     assert len(progress.figures) == 2
     assert trial.state[torchbearer.MODEL].training, "the callback must restore training mode"
-
-
-def test_posterior_stats_and_kl_per_dimension_add_up_to_the_rate() -> None:
-    from aecourse.losses import gaussian_kl
-    from aecourse.tb import kl_per_dimension, posterior_stats
-
-    vae = ConvVAE(latent_dim=3)
-    x = _images(10)
-    mu, logvar = posterior_stats(vae, x, batch_size=4)
-    reference_mu, reference_logvar = vae.encode(x)
-    torch.testing.assert_close(mu, reference_mu.detach())
-    torch.testing.assert_close(logvar, reference_logvar.detach())
-    per_dim = kl_per_dimension(mu, logvar)
-    assert per_dim.shape == (3,) and bool((per_dim >= 0).all())
-    torch.testing.assert_close(per_dim.sum(), gaussian_kl(mu, logvar, reduction="per_image"))

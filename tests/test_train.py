@@ -1,4 +1,5 @@
-"""aecourse.train: a few steps lower the loss, the NaN guard fires, checkpoints load with weights_only=True."""
+"""aecourse.train and aecourse.runtime: a few steps lower the loss, the guards stop a run before a non-finite loss
+or gradient reaches the weights, evaluation refuses NaN, and the budget switch reads the environment."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import torch
 
 from aecourse.losses import reconstruction_objective, vae_objective
 from aecourse.models import VAE, Autoencoder, ConvVAE
-from aecourse.runtime import by_device, native_bfloat16, pick_device, set_seed
-from aecourse.train import TrainingDivergedError, evaluate, fit, load_checkpoint, save_checkpoint
+from aecourse.runtime import BUDGET_ENV, budget, by_budget, native_bfloat16, pick_device, set_seed
+from aecourse.train import TrainingDivergedError, evaluate, fit
 
 
 @pytest.fixture
@@ -41,7 +42,6 @@ def test_vae_history_records_both_terms(small_images):
     row = history.last
     assert {"train_reconstruction", "train_kl", "test_reconstruction", "test_kl", "seconds"} <= set(row)
     assert row["test_loss"] == pytest.approx(row["test_reconstruction"] + row["test_kl"], rel=1e-4)
-    assert "test_kl" in history.table()
 
 
 def test_conv_vae_trains_channels_last(small_images):
@@ -111,32 +111,81 @@ def test_fit_refuses_bad_arguments(small_images):
         reconstruction_objective("l1")
 
 
-def test_checkpoint_round_trip_with_weights_only(tmp_path):
-    model = VAE(latent_dim=3)
-    path = save_checkpoint(model, tmp_path / "sub" / "vae.pt")
-    assert [p.name for p in path.parent.iterdir()] == ["vae.pt"]  # no temporary file left
-    restored = load_checkpoint(VAE(latent_dim=3), path)
-    assert all(
-        torch.equal(a, b) for a, b in zip(model.state_dict().values(), restored.state_dict().values(), strict=True)
-    )
-    with pytest.raises(ValueError, match="(?s)does not fit VAE.*same arguments"):
-        load_checkpoint(VAE(latent_dim=4), path)
-    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
-        load_checkpoint(model, tmp_path / "missing.pt")
+def test_a_gradient_that_turns_nan_mid_epoch_leaves_the_last_finite_weights(small_images):
+    """A finite loss with a non-finite gradient (here sqrt at 0) used to turn every weight to NaN."""
+    set_seed(0)
+    model = Autoencoder(latent_dim=4)
+    calls = []
+    snapshots = []
+
+    def loss_fn(m, x, y):
+        calls.append(1)
+        snapshots.append([p.detach().clone() for p in m.parameters()])
+        loss = reconstruction_objective()(m, x, y)
+        if len(calls) == 5:  # the fifth batch of the first epoch: d sqrt(t)/dt at t = 0 is infinite
+            return loss + torch.sqrt((m(x) - m(x).detach()).pow(2).sum())
+        return loss
+
+    with pytest.raises(TrainingDivergedError, match=r"(?s)gradient became NaN or infinite.*epoch 1, step 4"):
+        fit(model, loss_fn, small_images, num_epochs=2, batch_size=32)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    after_step_four = snapshots[4]  # the weights the fifth batch saw: four finite updates applied
+    assert all(torch.equal(a, b) for a, b in zip(after_step_four, model.parameters(), strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(snapshots[0], model.parameters(), strict=True))
 
 
-def test_checkpoint_refuses_pickled_objects(tmp_path):
-    path = tmp_path / "whole_model.pt"
-    torch.save({"model": VAE(latent_dim=2)}, path)  # a whole pickled module, as torchbearer saves
-    with pytest.raises(ValueError, match="weights_only=True"):
-        load_checkpoint(VAE(latent_dim=2), path)
+def test_evaluate_refuses_nan_and_restores_the_mode_when_the_loss_raises(small_images):
+    model = VAE(latent_dim=4)
+    model.train()
+    with pytest.raises(FloatingPointError, match="loss is nan"):
+        evaluate(model, lambda m, x, y: torch.tensor(float("nan")), small_images, batch_size=100)
+    assert model.training
+
+    def broken(m, x, y):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        evaluate(model, broken, small_images)
+    assert model.training
+
+
+def test_models_refuse_images_of_another_dtype_or_scale():
+    model = VAE(latent_dim=4)
+    with pytest.raises(TypeError, match="float64 images"):
+        model.encode(torch.rand(2, 784, dtype=torch.float64))
+    with pytest.raises(TypeError, match="float16 images"):
+        model.encode(torch.rand(2, 784).half())
+    with pytest.raises(ValueError, match="divide by 255"):
+        model.encode(255 * torch.rand(2, 784))
+
+
+def test_budget_switch(monkeypatch):
+    monkeypatch.delenv(BUDGET_ENV, raising=False)
+    assert budget() == "full" and by_budget(full=1, short=2, smoke=3) == 1
+    monkeypatch.setenv(BUDGET_ENV, "smoke")
+    assert by_budget(full=1, short=2, smoke=3) == 3
+    monkeypatch.setenv(BUDGET_ENV, "tiny")
+    with pytest.raises(ValueError, match="full, short, smoke"):
+        budget()
 
 
 def test_device_choice():
-    assert by_device("cpu", cpu=1, cuda=2) == 1 and by_device("cuda", cpu=1, cuda=2) == 2
     assert pick_device("cpu").type == "cpu"
     if not torch.cuda.is_available():
         assert pick_device().type == "cpu"
         with pytest.raises(RuntimeError, match="no CUDA GPU"):
             pick_device("cuda")
     assert isinstance(native_bfloat16("cpu"), bool) and native_bfloat16("meta") is False
+
+
+def test_check_versions_names_a_runtime_outside_the_declared_ranges(monkeypatch, capsys):
+    import importlib.metadata
+
+    from aecourse.runtime import check_versions
+
+    assert check_versions() == []
+    real_version = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "2.0.1" if name == "torch" else real_version(name))
+    problems = check_versions()
+    assert problems == ["torch 2.0.1 is installed; aecourse needs torch>=2.1."]
+    assert "Install a matching version" in capsys.readouterr().out

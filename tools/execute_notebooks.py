@@ -1,7 +1,8 @@
 """Re-execute notebooks in place and save their outputs, reporting the time of each.
 
 Usage: python tools/execute_notebooks.py book/01_autoencoder.ipynb [more.ipynb ...]
-A notebook that fails is reported and left as it was on disk: nothing half-written.
+A notebook that fails is reported and left as it was on disk: nothing half-written. The kernel sees this process's
+environment: AECOURSE_BUDGET, AECOURSE_RETRAIN and AECOURSE_DEVICE choose what the notebooks do.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import nbformat
@@ -17,14 +20,33 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 
-def execute(path: Path, timeout: int = 1800) -> float:
+@contextmanager
+def _environment(env: Mapping[str, str]) -> Iterator[None]:
+    """The kernel is started from this process: set its environment for the duration, then restore ours."""
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def execute(path: Path, timeout: int = 7200, *, env: Mapping[str, str] | None = None, save: bool = True) -> float:
+    """Execute the notebook at `path` (in its folder) and, if `save`, write it back with the new outputs."""
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(
         notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
     )
     start = time.perf_counter()
-    client.execute()
+    with _environment(env or {}):
+        client.execute()
     seconds = time.perf_counter() - start
+    if not save:
+        return seconds
     handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(handle)
     try:

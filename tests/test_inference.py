@@ -1,4 +1,5 @@
-"""The latent-space mechanics of chapter 3 (aecourse.latent), checked against closed forms and library code."""
+"""Running trained models over data (aecourse.inference) and the latent-space measurements of chapter 3, checked
+against closed forms and library code."""
 
 from __future__ import annotations
 
@@ -6,24 +7,38 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from aecourse.latent import (
-    active_units,
-    binarize,
-    binarized_objective,
-    decode_images,
-    encode_codes,
+from aecourse.data import binarize
+from aecourse.inference import (
+    decode,
+    elbo_per_image,
+    encode,
     fit_gaussian,
     gaussian_grid_2d,
     interpolate,
+    kl_per_dimension,
+    posterior,
+    reconstruct,
 )
-from aecourse.losses import vae_objective
+from aecourse.losses import gaussian_kl, vae_objective
+from aecourse.metrics import active_units
 from aecourse.models import VAE, Autoencoder
 
 
+class Identity(torch.nn.Module):
+    """A 'decoder' that returns its code: interpolate then shows the path itself."""
+
+    latent_dim = 784
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return z
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z
+
+
 def test_interpolation_is_a_straight_line_with_both_endpoints():
-    z_start, z_end = torch.tensor([0.0, 2.0]), torch.tensor([4.0, -2.0])
-    path = interpolate(z_start, z_end, 5)
-    assert path.shape == (5, 2)
+    z_start, z_end = torch.full((784,), 0.1), torch.linspace(0, 1, 784)
+    path = interpolate(Identity(), z_start, z_end, 5).reshape(5, 784)
     torch.testing.assert_close(path[0], z_start)
     torch.testing.assert_close(path[-1], z_end)
     torch.testing.assert_close(path[2], (z_start + z_end) / 2)
@@ -32,15 +47,15 @@ def test_interpolation_is_a_straight_line_with_both_endpoints():
 
 
 def test_interpolation_of_batches_gives_one_path_per_pair():
-    z_start, z_end = torch.randn(3, 7), torch.randn(3, 7)
-    path = interpolate(z_start, z_end, 4)
-    assert path.shape == (3, 4, 7)
-    torch.testing.assert_close(path[:, 0], z_start)
-    torch.testing.assert_close(path[:, -1], z_end)
+    z_start, z_end = torch.rand(3, 784), torch.rand(3, 784)
+    path = interpolate(Identity(), z_start, z_end, 4)
+    assert path.shape == (3, 4, 1, 28, 28)
+    torch.testing.assert_close(path[:, 0].reshape(3, 784), z_start)
+    torch.testing.assert_close(path[:, -1].reshape(3, 784), z_end)
     with pytest.raises(ValueError, match="num_steps"):
-        interpolate(z_start, z_end, 1)
+        interpolate(Identity(), z_start, z_end, 1)
     with pytest.raises(ValueError, match="same shape"):
-        interpolate(z_start, z_end[:2], 4)
+        interpolate(Identity(), z_start, z_end[:2], 4)
 
 
 def test_grid_sits_at_the_prior_quantiles_row_by_row():
@@ -71,27 +86,23 @@ def test_fitted_gaussian_recovers_mean_and_covariance():
 
 def test_dynamic_binarization_is_binary_unbiased_and_fresh_each_call():
     x = torch.rand(20, 1, 28, 28)
-    draws = binarize(x.expand(400, *x.shape).contiguous())  # (400, 20, 1, 28, 28): 400 draws of each image
+    draws = binarize(x.expand(400, *x.shape).reshape(-1, 1, 28, 28))  # 400 draws of each image
     assert set(draws.unique().tolist()) <= {0.0, 1.0}
-    assert float((draws.mean(0) - x).abs().mean()) < 0.03  # E[binarize(x)] = x
-    assert not torch.equal(draws[0], draws[1])
+    assert float((draws.reshape(400, 20, 1, 28, 28).mean(0) - x).abs().mean()) < 0.03  # E[binarize(x)] = x
+    assert not torch.equal(draws[:20], draws[20:40])
     generator = torch.Generator().manual_seed(3)
     again = torch.Generator().manual_seed(3)
     assert torch.equal(binarize(x, generator), binarize(x, again))
 
 
-def test_binarized_objective_sees_only_binary_images():
-    seen = []
-
-    def spy(model, x, y=None):
-        seen.append(x)
-        return x.sum()
-
-    binarized_objective(spy)(None, torch.full((4, 784), 0.5))
-    assert set(seen[0].unique().tolist()) <= {0.0, 1.0}
+def test_binarized_objective_trains_on_binary_images():
     torch.manual_seed(0)
     model = VAE(latent_dim=4, hidden_dim=16)
-    loss, terms = binarized_objective(vae_objective())(model, torch.rand(8, 784))
+    seen = []
+    original = model.log_px_given_z
+    model.log_px_given_z = lambda x, z: seen.append(x) or original(x, z)
+    loss, terms = vae_objective(binarized=True)(model, torch.rand(8, 784))
+    assert set(seen[0].unique().tolist()) <= {0.0, 1.0}
     assert loss.shape == () and set(terms) == {"reconstruction", "kl"}
 
 
@@ -110,12 +121,35 @@ def test_codes_and_decoded_images_for_an_ae_and_a_vae():
     x = torch.rand(10, 1, 28, 28)
     vae, ae = VAE(latent_dim=3, hidden_dim=16), Autoencoder(latent_dim=3, hidden_dim=16)
     vae.train()
-    mu = encode_codes(vae, x, batch_size=4)
-    torch.testing.assert_close(mu, vae.encode(x)[0])  # the mean, not a sample
+    mu = encode(vae, x)
+    torch.testing.assert_close(mu, vae.encode(x)[0].detach())  # the mean, not a sample
     assert vae.training  # the mode is restored
-    torch.testing.assert_close(encode_codes(ae, x, batch_size=3), ae.encode(x))
-    images = decode_images(ae, torch.randn(5, 3) * 10, batch_size=2)
+    torch.testing.assert_close(encode(ae, x), ae.encode(x).detach())
+    images = decode(ae, torch.randn(5, 3) * 10)
     assert images.shape == (5, 1, 28, 28) and float(images.min()) >= 0 and float(images.max()) <= 1
+    torch.testing.assert_close(reconstruct(vae, x), decode(vae, mu))  # deterministic: the mean code
+    assert reconstruct(ae, x.reshape(10, 784)).shape == (10, 784)
+
+
+def test_posterior_and_kl_per_dimension_add_up_to_the_rate():
+    torch.manual_seed(0)
+    vae = VAE(latent_dim=3, hidden_dim=16)
+    x = torch.rand(1500, 784)  # more than one batch of 1000
+    mu, logvar = posterior(vae, x)
+    reference_mu, reference_logvar = vae.encode(x)
+    torch.testing.assert_close(mu, reference_mu.detach())
+    torch.testing.assert_close(logvar, reference_logvar.detach())
+    per_dim = kl_per_dimension(vae, x)
+    assert per_dim.shape == (3,) and bool((per_dim >= 0).all())
+    torch.testing.assert_close(per_dim.sum(), gaussian_kl(mu, logvar, reduction="image_mean"))
+
+
+def test_evaluation_mode_is_restored_when_the_model_raises():
+    vae = VAE(latent_dim=3, hidden_dim=16)
+    vae.train()
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        encode(vae, torch.full((2, 784), 3.0))
+    assert vae.training
 
 
 def test_importance_weighted_curve_is_seeded_and_starts_at_the_elbo():
@@ -143,16 +177,15 @@ def test_chapter_figures_are_closed_figures():
     assert isinstance(fig, Figure) and fig.axes[0].get_xscale() == "log"
 
 
-def test_per_image_elbo_terms_match_the_batch_loss_and_repeat():
-    from aecourse.latent import per_image_elbo_terms
+def test_elbo_per_image_matches_the_batch_loss_and_repeats():
     from aecourse.train import evaluate
 
     torch.manual_seed(0)
     model = VAE(latent_dim=3, hidden_dim=16)
     x = torch.rand(10, 784)
-    terms = per_image_elbo_terms(model, x, batch_size=4, seed=2)
+    terms = elbo_per_image(model, x, seed=2)
     assert terms.kl.shape == (10,) and terms.log_px_given_z.shape == (10,)
-    again = per_image_elbo_terms(model, x, batch_size=4, seed=2)
+    again = elbo_per_image(model, x, seed=2)
     assert torch.equal(terms.elbo, again.elbo)
-    scores = evaluate(model, vae_objective(), x, batch_size=4, seed=2)  # the same draws, batch by batch
+    scores = evaluate(model, vae_objective(), x, batch_size=1000, seed=2)  # the same draws, in one batch
     assert abs(scores["loss"] + float(terms.elbo.mean())) < 1e-3

@@ -1,0 +1,121 @@
+"""Running trained models over data, in eval mode and in batches (ch. 1-5): codes, decoded images,
+reconstructions, samples from the prior, interpolations, predicted classes, posterior statistics and per-image
+ELBO terms; and the codes worth decoding (the prior's quantile grid, a Gaussian fitted to an autoencoder's codes).
+
+Models are duck-typed: anything with `encode` (returning z, or (mu, logvar) for a VAE) and `decode`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from aecourse.checks import IMAGE_SIDE, check_nonnegative
+from aecourse.losses import ELBOTerms, elbo_terms, gaussian_kl_per_dim
+from aecourse.runtime import evaluating
+
+
+@torch.no_grad()
+def batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """fn over x in batches, concatenated: keeps memory flat on a whole split."""
+    return torch.cat([fn(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+def _code(out: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    return out[0] if isinstance(out, tuple) else out  # a VAE's code is the mean of q(z|x)
+
+
+def encode(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The code of every image, (N, latent_dim): z = f(x) for an autoencoder, the mean mu for a VAE."""
+    with evaluating(model):
+        return batched(lambda batch: _code(model.encode(batch)), x)
+
+
+def posterior(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """mu and logvar of q(z|x) for every image, each (N, latent_dim) (ch. 3, 5)."""
+    with evaluating(model):
+        pairs = batched(lambda batch: torch.stack(model.encode(batch), dim=1), x)  # (N, 2, latent_dim)
+    return pairs[:, 0], pairs[:, 1]
+
+
+def decode(model: nn.Module, z: torch.Tensor) -> torch.Tensor:
+    """Images (N, 1, 28, 28) decoded from codes (N, ...), clamped to [0, 1] for display and scoring."""
+    with evaluating(model):
+        images = batched(model.decode, z)
+    return images.reshape(len(z), 1, IMAGE_SIDE, IMAGE_SIDE).clamp(0.0, 1.0)  # (N, 784) -> (N, 1, 28, 28)
+
+
+def reconstruct(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """decode(encode(x)) in the shape of x, clamped to [0, 1]; a VAE decodes its mean code (deterministic)."""
+    return decode(model, encode(model, x)).reshape(x.shape)
+
+
+def generate(model: nn.Module, num_samples: int, *, seed: int = 0) -> torch.Tensor:
+    """num_samples new images (N, 1, 28, 28): decode(z), z ~ N(0, I) drawn from `seed` (a VAE and a GAN alike)."""
+    device = next(model.parameters()).device
+    z = model.sample_prior(num_samples, device=device, generator=torch.Generator(device).manual_seed(seed))
+    return decode(model, z)
+
+
+def interpolate(model: nn.Module, z_start: torch.Tensor, z_end: torch.Tensor, num_steps: int) -> torch.Tensor:
+    """The images decoded along the straight line from z_start to z_end, endpoints included (ch. 3, 4):
+    (num_steps, 1, 28, 28) for two codes (latent_dim,), or (B, num_steps, 1, 28, 28) for two batches."""
+    if num_steps < 2:
+        raise ValueError(f"num_steps counts both endpoints and must be >= 2; got {num_steps}.")
+    if z_start.shape != z_end.shape:
+        raise ValueError(f"z_start {tuple(z_start.shape)} and z_end {tuple(z_end.shape)} must have the same shape.")
+    t = torch.linspace(0.0, 1.0, num_steps, device=z_start.device, dtype=z_start.dtype).unsqueeze(1)  # (T, 1)
+    path = torch.lerp(z_start.unsqueeze(-2), z_end.unsqueeze(-2), t)  # (..., T, latent_dim)
+    images = decode(model, path.reshape(-1, path.shape[-1]))  # (... * T, 1, 28, 28)
+    return images.reshape(*path.shape[:-1], 1, IMAGE_SIDE, IMAGE_SIDE)
+
+
+def predict(classifier: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The predicted class of every image, (N,) int64: what class histograms and accuracies count."""
+    with evaluating(classifier):
+        return batched(lambda batch: classifier(batch).argmax(1), x)
+
+
+def elbo_per_image(model: nn.Module, x: torch.Tensor, *, seed: int = 0) -> ELBOTerms:
+    """log p(x|z) (one seeded z per image) and KL(q(z|x) || p(z)) for every image (ch. 3): the anomaly scores."""
+    with evaluating(model, seed=seed):
+        parts = [elbo_terms(model, x[i : i + 1000]) for i in range(0, len(x), 1000)]
+    return ELBOTerms(torch.cat([p.log_px_given_z for p in parts]), torch.cat([p.kl for p in parts]))
+
+
+def kl_per_dimension(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """KL(q(z_j|x) || N(0, 1)) of each latent dimension, averaged over the images, (latent_dim,); it sums to the
+    rate. A dimension with a KL near 0 carries no information about the image (ch. 3, 5)."""
+    mu, logvar = posterior(model, x)
+    return gaussian_kl_per_dim(mu, logvar).mean(0)
+
+
+def gaussian_grid_2d(num_per_side: int, *, low: float = 0.05, high: float = 0.95) -> torch.Tensor:
+    """A grid over the 2-D latent plane spaced by the prior's quantiles, (num_per_side**2, 2), rows top to bottom.
+
+    Points sit at the N(0, 1) inverse CDF of evenly spaced probabilities in [low, high] (Kingma & Welling 2014,
+    Fig. 4), so each cell holds the same prior mass. Row r varies z_2 from high to low; column c varies z_1 (ch. 3).
+    """
+    if num_per_side < 2:
+        raise ValueError(f"num_per_side must be >= 2; got {num_per_side}.")
+    if not 0.0 < low < high < 1.0:
+        raise ValueError(f"low and high are probabilities with 0 < low < high < 1; got {low} and {high}.")
+    values = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(low, high, num_per_side))
+    z1 = values.repeat(num_per_side)  # column index runs fastest
+    z2 = values.flip(0).repeat_interleave(num_per_side)  # top row = largest z_2, as on a plot
+    return torch.stack([z1, z2], dim=1)  # (num_per_side**2, 2)
+
+
+def fit_gaussian(z: torch.Tensor, *, jitter: float = 1e-5) -> torch.distributions.MultivariateNormal:
+    """N(mean, covariance) with the sample mean and covariance of codes (N, latent_dim) (ch. 3): an autoencoder has
+    no prior to sample, and this is the simplest density one can fit to its codes and draw from."""
+    check_nonnegative("jitter", jitter)
+    if z.dim() != 2 or len(z) <= z.shape[1]:
+        raise ValueError(f"fit_gaussian needs more codes than dimensions, shape (N, latent_dim); got {tuple(z.shape)}.")
+    z = z.detach().double()
+    centred = z - z.mean(0)
+    covariance = centred.T @ centred / (len(z) - 1)
+    covariance = covariance + jitter * torch.eye(z.shape[1], dtype=z.dtype, device=z.device)
+    return torch.distributions.MultivariateNormal(z.mean(0), covariance_matrix=covariance)

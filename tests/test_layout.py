@@ -1,0 +1,81 @@
+"""The package's layout as the book relies on it: chapter tags in docstrings that say the truth, one home for the
+eval/restore idiom and for the KL formula, and notebooks that open the same way."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "aecourse"
+NOTEBOOKS = {int(p.name[:2]): p for p in (ROOT / "book").glob("[0-9][0-9]_*.ipynb")}
+
+
+def _code(notebook: Path) -> str:
+    cells = json.loads(notebook.read_text())["cells"]
+    return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+
+
+def _chapters(tag: str) -> set[int]:
+    chapters: set[int] = set()
+    for part in re.split(r",\s*", tag):
+        if "-" in part:
+            low, high = (int(n) for n in part.split("-"))
+            chapters |= set(range(low, high + 1))
+        else:
+            chapters.add(int(part))
+    return chapters
+
+
+def _tagged_definitions():
+    for module in sorted(PACKAGE.glob("*.py")):
+        tree = ast.parse(module.read_text())
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
+                doc = ast.get_docstring(node) or ""
+                for tag in re.findall(r"\(ch\. ([\d,\s-]+)[);:]", doc):
+                    yield module.stem, node.name, _chapters(tag)
+
+
+TAGGED = list(_tagged_definitions())
+
+
+def test_some_definitions_are_tagged():
+    assert len(TAGGED) > 30
+
+
+@pytest.mark.parametrize(("module", "name", "chapters"), TAGGED, ids=[f"{m}.{n}" for m, n, _ in TAGGED])
+def test_chapter_tags_name_chapters_whose_notebook_uses_the_name(module, name, chapters):
+    """A docstring's "(ch. N)" must name chapters whose notebooks use the definition by its name."""
+    wrong = [c for c in sorted(chapters) if c not in NOTEBOOKS or not re.search(rf"\b{name}\b", _code(NOTEBOOKS[c]))]
+    assert not wrong, f"aecourse.{module}.{name} is tagged with chapter(s) {wrong}, whose notebooks do not use it"
+
+
+def test_the_eval_restore_idiom_and_the_kl_formula_live_in_one_place_each():
+    sources = {p.name: p.read_text() for p in PACKAGE.glob("*.py")}
+    restoring = sorted(name for name, text in sources.items() if "was_training" in text)
+    assert restoring == ["runtime.py"], f"the eval/restore idiom is written in {restoring}"
+    kl = sorted(
+        name for name, text in sources.items() if re.search(r"1 \+ logvar - mu\.pow\(2\) - logvar\.exp\(\)", text)
+    )
+    assert kl == ["losses.py"], f"the closed-form KL is written in {kl}"
+
+
+@pytest.mark.parametrize("chapter", sorted(NOTEBOOKS))
+def test_every_chapter_opens_the_same_way(chapter):
+    """Title; the Colab cell (removed from the HTML); imports; one config cell with one set_seed."""
+    cells = json.loads(NOTEBOOKS[chapter].read_text())["cells"]
+    title = "".join(cells[0]["source"]).splitlines()[0]
+    assert cells[0]["cell_type"] == "markdown" and title.startswith("# ") and not re.match(r"# \d", title)
+    assert "google.colab" in "".join(cells[1]["source"]) and "remove-cell" in cells[1]["metadata"].get("tags", [])
+    imports = "".join(cells[2]["source"])
+    assert all(line.startswith(("import ", "from ", " ", ")")) or not line for line in imports.splitlines())
+    config = "".join(cells[3]["source"])
+    assert "class Config" in config and "by_budget(" in config and config.count("set_seed(") == 1
+    code = _code(NOTEBOOKS[chapter])
+    assert code.count("set_seed(") == 1, "set_seed is called once per chapter"
+    assert "NBVAL" not in code, "nbval markers are cell tags, not comments readers must read past"

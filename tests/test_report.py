@@ -1,0 +1,105 @@
+"""aecourse.report: tables, mean ± sd over seeds, the 'not decided' rule, claims that guard sentences, and the
+chapter 4 verdicts computed from measurements."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from aecourse.report import ClaimError, VaeGanMeasurements, claim, compare, mean_sd, pm, table, vae_gan_verdicts
+from aecourse.runtime import BUDGET_ENV
+
+
+def test_table_renders_html_and_aligned_text():
+    t = table([{"name": "a<b", "value": 1.23456}, {"name": "c", "value": float("nan")}], formats={"value": ".2f"})
+    assert "<td>a&lt;b</td>" in t._repr_html_() and "<td>1.23</td>" in t._repr_html_()
+    lines = repr(t).splitlines()
+    assert lines[0].split() == ["name", "value"] and lines[2].split() == ["c", "–"]
+    assert len({len(line) for line in lines}) == 1  # aligned
+
+
+def test_mean_sd_and_pm():
+    assert mean_sd([1.0, 2.0, 3.0]) == (2.0, 1.0)
+    mean, sd = mean_sd([5.0])
+    assert mean == 5.0 and math.isnan(sd)
+    assert pm([1.0, 2.0, 3.0]) == "2.00 ± 1.00" and pm([5.0], ".1f") == "5.0"
+    with pytest.raises(ValueError):
+        mean_sd([])
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "verdict"),
+    [
+        ([2.0, 2.1, 1.9], [1.0, 1.1, 1.0], "higher"),  # every seed higher, well outside the spread
+        ([1.0, 1.1, 1.0], [2.0], "lower"),  # against a fixed reference
+        ([2.0, 2.0, 0.9], [1.0, 1.0, 1.0], "not decided"),  # one seed disagrees
+        ([1.5, 1.0, 1.02], [1.0, 1.01, 1.0], "not decided"),  # all higher, but mean ± sd crosses zero
+        ([2.0], [1.0], "not decided"),  # one seed decides nothing
+    ],
+)
+def test_compare_decides_only_outside_the_seed_noise(a, b, verdict):
+    assert compare(a, b).verdict == verdict
+
+
+def test_compare_refuses_unpaired_values():
+    with pytest.raises(ValueError, match="paired"):
+        compare([1.0, 2.0], [1.0, 2.0, 3.0])
+
+
+def test_claim_stops_the_full_budget_and_only_reports_otherwise(monkeypatch, capsys):
+    monkeypatch.delenv(BUDGET_ENV, raising=False)
+    monkeypatch.delenv("AECOURSE_CHECKPOINTS", raising=False)
+    claim(True, "fine")
+    with pytest.raises(ClaimError, match="the AE beats PCA"):
+        claim(False, "the AE beats PCA")
+    monkeypatch.setenv(BUDGET_ENV, "smoke")
+    claim(False, "the AE beats PCA")
+    assert "does not support 'the AE beats PCA'" in capsys.readouterr().out
+
+
+def _measurements(**changes) -> VaeGanMeasurements:
+    three = [1.0, 1.0, 1.0]
+    base = dict(
+        fid={"VAE": [60.0, 61.0, 59.0], "GAN": [35.0, 36.0, 34.0]},
+        fid_recent={"VAE": [59.0, 60.0, 58.0], "GAN": [33.0, 34.0, 32.0]},
+        fid_real=0.5,
+        edges={"VAE": [0.01, 0.011, 0.012], "GAN": [0.04, 0.041, 0.039]},
+        edges_real=0.033,
+        diverged={"VAE": [[], [], []], "GAN": [[], [], []]},
+        oscillation={"VAE": [0.01, 0.012, 0.011], "GAN": [0.08, 0.09, 0.07]},
+        gradient_drop={"VAE": three, "GAN minimax": [1e-3, 2e-3, 1e-3], "GAN": [0.9, 1.1, 1.0]},
+        tv={"VAE": [0.10, 0.11, 0.12], "GAN": [0.10, 0.12, 0.11]},
+        tv_real=0.01,
+        missing={"VAE": [[], [], []], "GAN": [[], [1], []]},
+        jump={"VAE": [1.4, 1.45, 1.5], "GAN": [1.6, 1.65, 1.7], "AE": [1.8, 1.9, 1.85]},
+        loss_rho={"VAE": [0.95, 0.97, 0.9], "GAN": [0.2, -0.3, 0.6]},
+        sampling_ms={"VAE": [40.0, 41.0, 39.0], "GAN": [40.5, 40.0, 39.5]},
+    )
+    return VaeGanMeasurements(**(base | changes))
+
+
+def _verdict(t, claim_start: str) -> str:
+    return next(r["verdict"] for r in t.rows if r["claim (article)"].startswith(claim_start))
+
+
+def test_vae_gan_verdicts_follow_the_measurements():
+    t = vae_gan_verdicts(_measurements())
+    assert len(t.rows) == 14
+    assert _verdict(t, "Image quality") == "GAN closer to the data: holds; VAE blurrier than real images: holds"
+    assert _verdict(t, "Training stability") == "holds"  # no run broke down; the GAN's quality swings more
+    assert _verdict(t, "Vanishing gradients").startswith("against the minimax loss: holds")
+    assert _verdict(t, "Latent smoothness").startswith("holds")
+    assert _verdict(t, "Loss meaning") == "holds"
+    assert _verdict(t, "Sampling speed") == "does not hold"
+    assert _verdict(t, "Mode coverage") == "not decided"
+    assert _verdict(t, "Theory").startswith("not measured")
+
+
+def test_vae_gan_verdicts_turn_with_the_numbers():
+    worse_gan = _measurements(fid={"VAE": [35.0, 36.0, 34.0], "GAN": [60.0, 61.0, 59.0]})
+    assert _verdict(vae_gan_verdicts(worse_gan), "Image quality").startswith("GAN closer to the data: does not hold")
+    broken_vae = _measurements(diverged={"VAE": [["loss became non-finite"], [], []], "GAN": [[], [], []]})
+    assert _verdict(vae_gan_verdicts(broken_vae), "Training stability") == "does not hold"
+    slow_gan = _measurements(sampling_ms={"VAE": [40.0, 41.0, 39.0], "GAN": [90.0, 91.0, 89.0]})
+    assert _verdict(vae_gan_verdicts(slow_gan), "Sampling speed") == "holds"
