@@ -8,11 +8,7 @@ saved under _build/screenshots/. `make test` builds the book first; without Chro
 
 from __future__ import annotations
 
-import functools
-import http.server
 import re
-import shutil
-import threading
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlparse
 
@@ -30,55 +26,9 @@ def _pages() -> list[Path]:
     return sorted(p for p in HTML.rglob("*.html") if "_static" not in p.parts and p.name not in SKIPPED_PAGES)
 
 
-def _chromium() -> tuple[str, str] | None:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    return (browser, driver) if browser and driver else None
-
-
 pytestmark = [
-    pytest.mark.skipif(_chromium() is None, reason="Chromium not installed (apt-get install chromium chromium-driver)"),
     pytest.mark.skipif(not _pages(), reason="the book is not built (run `make book`)"),
 ]
-
-
-@pytest.fixture(scope="module")
-def server():
-    """Serve _build/html on a free loopback port, as a reader's web server would."""
-    handler = functools.partial(_QuietHandler, directory=str(HTML))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 - the base class names it so
-        pass
-
-
-@pytest.fixture(scope="module")
-def browser():
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    browser_path, driver_path = _chromium()
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser_path
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,1000",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    driver.set_script_timeout(60)
-    yield driver
-    driver.quit()
 
 
 WAIT_FOR_MATHJAX = """

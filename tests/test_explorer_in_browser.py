@@ -9,14 +9,10 @@ error. Opened from file://, the page must say how to serve it. Skipped without C
 
 from __future__ import annotations
 
-import functools
-import http.server
 import importlib.util
 import json
-import shutil
 import statistics
 import sys
-import threading
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -33,54 +29,9 @@ NUM_TIMED_MOVES = 25
 FRAME_MS = 16.0  # the goal: a move's image drawn within one frame at 60 Hz
 
 
-def _chromium() -> tuple[str, str] | None:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    return (browser, driver) if browser and driver else None
-
-
 pytestmark = [
-    pytest.mark.skipif(_chromium() is None, reason="Chromium not installed (apt-get install chromium chromium-driver)"),
     pytest.mark.skipif(not PAGE.is_file(), reason="the book is not built (run `make book`)"),
 ]
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 - the base class names it so
-        pass
-
-
-@pytest.fixture(scope="module")
-def server():
-    """Serve _build/html on a free loopback port, as `python -m http.server -d _build/html` would."""
-    handler = functools.partial(_QuietHandler, directory=str(HTML))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    browser_path, driver_path = _chromium()
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser_path
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,1000",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    driver.set_script_timeout(120)
-    yield driver
-    driver.quit()
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,61 @@
+"""What the two browser tests share: the built book served on loopback, and headless Chromium."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+HTML = Path(__file__).resolve().parents[1] / "_build" / "html"
+
+
+def chromium() -> tuple[str, str] | None:
+    """The Chromium binary and its driver, or None where they are not installed."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    return (browser, driver) if browser and driver else None
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - the base class names it so
+        pass
+
+
+@pytest.fixture(scope="module")
+def server():
+    """Serve _build/html on a free loopback port, as `python -m http.server -d _build/html` would."""
+    handler = functools.partial(_QuietHandler, directory=str(HTML))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium, its console log kept, at the page width the book's layout checks assume (1280 px)."""
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    if chromium() is None:
+        pytest.skip("Chromium not installed (apt-get install chromium chromium-driver)")
+    browser_path, driver_path = chromium()
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser_path
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1000",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver.set_script_timeout(120)
+    yield driver
+    driver.quit()
