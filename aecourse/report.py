@@ -86,7 +86,13 @@ def timing_table(timings: str = "timings.json") -> Table:
 
     from aecourse.checkpoints import manifests
 
-    measured = json.loads(Path(timings).read_text())
+    path = Path(timings)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path.resolve()} is missing: it holds the measured read-execute time of each chapter. Write it with "
+            "`python tools/time_book.py` (on a quiet machine), then re-execute this notebook."
+        )
+    measured = json.loads(path.read_text())
     training: dict[tuple[str, str], float] = {}
     for manifest in manifests():
         key = (manifest["name"].split("/")[0], manifest["device"].split(":")[0])

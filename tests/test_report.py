@@ -3,6 +3,7 @@ chapter 4 verdicts computed from measurements."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -103,3 +104,20 @@ def test_vae_gan_verdicts_turn_with_the_numbers():
     assert _verdict(vae_gan_verdicts(broken_vae), "Training stability") == "does not hold"
     slow_gan = _measurements(sampling_ms={"VAE": [40.0, 41.0, 39.0], "GAN": [90.0, 91.0, 89.0]})
     assert _verdict(vae_gan_verdicts(slow_gan), "Sampling speed") == "holds"
+
+
+def test_timing_table_reads_the_measured_times_and_names_the_command_when_they_are_missing(tmp_path):
+    from aecourse.report import timing_table
+
+    with pytest.raises(FileNotFoundError, match="tools/time_book.py"):
+        timing_table(str(tmp_path / "timings.json"))
+    measured = {
+        "seconds": {"01_autoencoder": [30.0, 90.0, 60.0]},
+        "command": "python tools/time_book.py",
+        "machine": "2 CPU cores",
+        "date": "2026-11-25",
+    }
+    path = tmp_path / "timings.json"
+    path.write_text(json.dumps(measured))
+    html = timing_table(str(path))._repr_html_()
+    assert "<td>01_autoencoder</td>" in html and "<td>1 min 00 s</td>" in html  # the median of the runs
