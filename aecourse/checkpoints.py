@@ -69,8 +69,9 @@ def retrain_command(name: str) -> str:
 
 def paths(name: str, seed: int, root: Path | None = None) -> tuple[Path, Path]:
     """Where the weights and the manifest of `name` (e.g. "03_vae/vae") for one seed live."""
-    stem = (root or WEIGHTS_DIR) / f"{name}-seed{seed}"
-    return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+    stem = f"{name}-seed{seed}"  # joined as text, not with_suffix: a name may hold a dot (sweep_beta_0.5)
+    root = root or WEIGHTS_DIR
+    return root / f"{stem}.safetensors", root / f"{stem}.json"
 
 
 def _sha256(path: Path) -> str:

@@ -76,6 +76,10 @@ def _minutes(seconds: float) -> str:
     return f"{int(seconds // 60)} min {int(round(seconds % 60)):02d} s" if math.isfinite(seconds) else "–"
 
 
+def _runs(count: int) -> str:
+    return "one run" if count == 1 else f"the median of {count} runs"
+
+
 def timing_table(timings: str = "timings.json") -> Table:
     """The intro's table: per chapter, the measured time to read-execute it (`tools/time_book.py` writes
     `timings`, the median over its runs) and the training time of its models (their manifests), on each device
@@ -107,7 +111,7 @@ def timing_table(timings: str = "timings.json") -> Table:
     gpu = "" if "cuda" in devices else " No GPU training time has been measured yet."
     glue(
         "timing_source",
-        f"Read-execute: the median of {len(next(iter(measured['seconds'].values())))} runs of "
+        f"Read-execute: {_runs(len(next(iter(measured['seconds'].values()))))} of "
         f"`{measured['command']}` on {measured['machine']}, {measured['date']}. Training: the seconds recorded in "
         f"each checkpoint's manifest by `make checkpoints`.{gpu}",
     )

@@ -177,3 +177,19 @@ def test_a_file_that_is_not_safetensors_is_refused_with_a_clear_error(store, mon
     manifest_path.write_text(json.dumps(manifest))
     with pytest.raises(CheckpointError, match="not a readable safetensors file"):
         _call(Recorder(Config()))
+
+
+def test_names_with_a_dot_keep_one_file_per_seed(store, monkeypatch):
+    """A model named after a value (sweep_beta_0.5) must not lose its seed to a suffix rule."""
+    monkeypatch.setenv(CHECKPOINTS_ENV, "update")
+    recorder = Recorder(Config())
+    for seed in (0, 1):
+        trained("01_demo/beta_0.5", recorder.config, seed=seed, build=recorder.build, train=recorder.train)
+    files = sorted(p.name for p in ck.paths("01_demo/beta_0.5", 0)[0].parent.iterdir())
+    assert files == [f"beta_0.5-seed{s}.{ext}" for s in (0, 1) for ext in ("json", "safetensors")]
+    monkeypatch.delenv(CHECKPOINTS_ENV)
+    assert _call_named(recorder, "01_demo/beta_0.5", 1).manifest["seed"] == 1 and recorder.trainings == 2
+
+
+def _call_named(recorder: Recorder, name: str, seed: int):
+    return trained(name, recorder.config, seed=seed, build=recorder.build, train=recorder.train)
