@@ -52,8 +52,8 @@ def store(tmp_path, monkeypatch):
     return tmp_path
 
 
-def _call(recorder: Recorder, seed: int = 0):
-    return trained("01_demo/vae", recorder.config, seed=seed, build=recorder.build, train=recorder.train)
+def _call(recorder: Recorder, seed: int = 0, name: str = "01_demo/vae"):
+    return trained(name, recorder.config, seed=seed, build=recorder.build, train=recorder.train)
 
 
 def test_missing_checkpoint_names_the_command_that_trains_it(store):
@@ -184,12 +184,8 @@ def test_names_with_a_dot_keep_one_file_per_seed(store, monkeypatch):
     monkeypatch.setenv(CHECKPOINTS_ENV, "update")
     recorder = Recorder(Config())
     for seed in (0, 1):
-        trained("01_demo/beta_0.5", recorder.config, seed=seed, build=recorder.build, train=recorder.train)
+        _call(recorder, seed, name="01_demo/beta_0.5")
     files = sorted(p.name for p in ck.paths("01_demo/beta_0.5", 0)[0].parent.iterdir())
     assert files == [f"beta_0.5-seed{s}.{ext}" for s in (0, 1) for ext in ("json", "safetensors")]
     monkeypatch.delenv(CHECKPOINTS_ENV)
-    assert _call_named(recorder, "01_demo/beta_0.5", 1).manifest["seed"] == 1 and recorder.trainings == 2
-
-
-def _call_named(recorder: Recorder, name: str, seed: int):
-    return trained(name, recorder.config, seed=seed, build=recorder.build, train=recorder.train)
+    assert _call(recorder, 1, name="01_demo/beta_0.5").manifest["seed"] == 1 and recorder.trainings == 2
