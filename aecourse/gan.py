@@ -35,11 +35,20 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """D(x): 784 -> hidden_dim -> 1 logit, the size of the VAE's encoder; LeakyReLU as in DCGAN (Radford et al.)."""
+    """D(x): 784 -> hidden_dim -> 1 logit, the size of the VAE's encoder; LeakyReLU as in DCGAN (Radford et al.).
 
-    def __init__(self, hidden_dim: int = 400) -> None:
+    `dropout` on the hidden layer while training, as Goodfellow et al. (2014, sec. 5) trained their discriminators:
+    a discriminator that cannot memorise the training images keeps giving the generator a useful gradient (ch. 4
+    measures what it does to the spread between seeds).
+    """
+
+    def __init__(self, hidden_dim: int = 400, dropout: float = 0.0) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(NUM_PIXELS, hidden_dim), nn.LeakyReLU(0.2), nn.Linear(hidden_dim, 1))
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout is the probability of zeroing a unit, in [0, 1); got {dropout}.")
+        self.net = nn.Sequential(
+            nn.Linear(NUM_PIXELS, hidden_dim), nn.LeakyReLU(0.2), nn.Dropout(dropout), nn.Linear(hidden_dim, 1)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The logit of D(x) = P(x is real), shape (B,)."""
@@ -49,11 +58,11 @@ class Discriminator(nn.Module):
 class GAN(StandardNormalPrior, nn.Module):
     """A generator and a discriminator; `decode` and `sample_prior` match the VAE's, so both are sampled alike."""
 
-    def __init__(self, latent_dim: int = 20, hidden_dim: int = 400) -> None:
+    def __init__(self, latent_dim: int = 20, hidden_dim: int = 400, *, dropout: float = 0.0) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.generator = Generator(latent_dim, hidden_dim)
-        self.discriminator = Discriminator(hidden_dim)
+        self.discriminator = Discriminator(hidden_dim, dropout)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """x = G(z), flattened (B, 784) in [0, 1]."""
@@ -154,9 +163,15 @@ def train_gan(
 def generator_gradient_norms(gan: GAN, z: torch.Tensor) -> dict[str, float]:
     """The norm of the generator's gradient at the current weights under the two generator losses of Goodfellow et
     al. (2014): the minimax log(1 - D(G(z))), whose gradient vanishes when D rejects the samples confidently, and the
-    non-saturating -log D(G(z)) that train_gan minimises (ch. 4). Nothing is updated."""
+    non-saturating -log D(G(z)) that train_gan minimises (ch. 4). Nothing is updated; the discriminator is read in
+    eval mode (no dropout), so the measurement does not depend on a random mask."""
     parameters = list(gan.generator.parameters())
-    fake_logits = gan.discriminator(gan.generator(z))
+    was_training = gan.discriminator.training
+    gan.discriminator.eval()
+    try:
+        fake_logits = gan.discriminator(gan.generator(z))
+    finally:
+        gan.discriminator.train(was_training)
     minimax = -F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))  # mean log(1 - D)
     norms = {}
     for name, loss in (("minimax", minimax), ("non_saturating", generator_loss(fake_logits))):

@@ -15,7 +15,7 @@ from torch import nn
 from aecourse import classifier as clf
 from aecourse.checkpoints import CHECKPOINTS_ENV, CheckpointError
 from aecourse.data import FashionMNIST
-from aecourse.gan import GAN, discriminator_loss, generator_loss, train_gan
+from aecourse.gan import GAN, discriminator_loss, generator_gradient_norms, generator_loss, train_gan
 from aecourse.inference import generate, interpolate
 from aecourse.metrics import (
     class_histogram,
@@ -304,14 +304,12 @@ def test_interpolation_steps_shape_jump_ratio_and_zero_for_a_constant_generator(
 
 
 def test_the_minimax_generator_gradient_vanishes_where_the_discriminator_is_sure():
-    from aecourse.gan import generator_gradient_norms
-
     torch.manual_seed(0)
     gan = GAN(latent_dim=4, hidden_dim=16)
     z = torch.randn(64, 4)
     undecided = generator_gradient_norms(gan, z)
     with torch.no_grad():
-        gan.discriminator.net[2].bias.fill_(-12.0)  # D(G(z)) ~ 6e-6: every sample confidently rejected
+        gan.discriminator.net[-1].bias.fill_(-12.0)  # D(G(z)) ~ 6e-6: every sample confidently rejected
     sure = generator_gradient_norms(gan, z)
     assert sure["minimax"] < 1e-3 * undecided["minimax"]  # log(1 - D) is flat where D is near 0
     assert sure["non_saturating"] > 0.5 * undecided["non_saturating"]  # -log D keeps its gradient
@@ -330,3 +328,21 @@ def test_gradient_norm_of_a_part_without_updating():
     assert 0 < decoder_only <= gradient_norm(vae, vae_objective(), x)
     assert gradient_norm(vae, vae_objective(), x, vae.decoder) == decoder_only  # seeded draws
     assert all(torch.equal(a, b) for a, b in zip(before, vae.parameters(), strict=True))
+
+
+def test_discriminator_dropout_acts_in_training_only_and_is_checked():
+    torch.manual_seed(0)
+    gan = GAN(latent_dim=4, hidden_dim=32, dropout=0.3)
+    x = torch.rand(16, 1, 28, 28)
+    gan.discriminator.train()
+    assert not torch.equal(gan.discriminator(x), gan.discriminator(x)), "dropout draws a new mask each call"
+    gan.discriminator.eval()
+    torch.testing.assert_close(gan.discriminator(x), gan.discriminator(x))
+    z = torch.randn(8, 4)
+    gan.train()
+    first = generator_gradient_norms(gan, z)
+    assert first == generator_gradient_norms(gan, z), "the gradient measure reads D without dropout"
+    assert gan.discriminator.training, "and leaves D's mode as it found it"
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match=r"in \[0, 1\)"):
+            GAN(latent_dim=4, hidden_dim=8, dropout=bad)

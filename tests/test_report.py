@@ -102,6 +102,12 @@ def test_vae_gan_verdicts_turn_with_the_numbers():
     assert _verdict(vae_gan_verdicts(worse_gan), "Image quality").startswith("GAN closer to the data: does not hold")
     broken_vae = _measurements(diverged={"VAE": [["loss became non-finite"], [], []], "GAN": [[], [], []]})
     assert _verdict(vae_gan_verdicts(broken_vae), "Training stability") == "does not hold"
+    healthy = {"VAE": [0.95, 0.97, 0.9], "GAN": [0.96, 0.97, 0.98]}
+    assert _verdict(vae_gan_verdicts(_measurements(loss_rho=healthy)), "Loss meaning") == "does not hold"
+    ablation = _measurements(loss_rho=healthy | {"GAN without dropout": [0.94, 0.97, -0.28]})
+    assert _verdict(vae_gan_verdicts(ablation), "Loss meaning") == (
+        "does not hold; counting the runs without dropout: holds"
+    )
     slow_gan = _measurements(sampling_ms={"VAE": [40.0, 41.0, 39.0], "GAN": [90.0, 91.0, 89.0]})
     assert _verdict(vae_gan_verdicts(slow_gan), "Sampling speed") == "holds"
 
