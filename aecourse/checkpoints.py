@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from aecourse import __version__
-from aecourse.runtime import budget, retrain, seeded
+from aecourse.runtime import budget, native_bfloat16, retrain, seeded
 from aecourse.train import History
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"  # package data: a pip install carries them (Colab)
@@ -69,7 +69,7 @@ def retrain_command(name: str) -> str:
 
 def paths(name: str, seed: int, root: Path | None = None) -> tuple[Path, Path]:
     """Where the weights and the manifest of `name` (e.g. "03_vae/vae") for one seed live."""
-    stem = f"{name}-seed{seed}"  # joined as text, not with_suffix: a name may hold a dot (sweep_beta_0.5)
+    stem = f"{name}-seed{seed}"  # joined as text, not with_suffix: a name may hold a dot (beta_0.5)
     root = root or WEIGHTS_DIR
     return root / f"{stem}.safetensors", root / f"{stem}.json"
 
@@ -141,6 +141,7 @@ def save(
         "config": config,
         "epochs": len(history),
         "device": device,
+        "native_bfloat16": native_bfloat16(device),  # with a config's mixed_precision: was autocast on?
         "torch": torch.__version__.split("+")[0],
         "aecourse": __version__,
         "python": platform.python_version(),

@@ -60,6 +60,16 @@ def native_bfloat16(device: torch.device | str) -> bool:
     return False
 
 
+def check_bfloat16(device: torch.device | str, *, who: str) -> None:
+    """Refuse bfloat16 autocast where the hardware lacks it: emulated, it is slower than float32 (ch. 3-5)."""
+    if not native_bfloat16(device):
+        raise ValueError(
+            f"{who} asks for bfloat16 autocast, but {device} has no hardware bfloat16 (it needs an AVX512-BF16/AMX "
+            "CPU or an Ampere-or-newer GPU), where it would be slower than float32. Pass "
+            "mixed_precision=native_bfloat16(device) to use it only where it pays."
+        )
+
+
 def on_colab() -> bool:
     """True inside Google Colab, where the setup cell installs what is missing."""
     return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ

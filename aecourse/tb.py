@@ -20,7 +20,7 @@ from torchbearer import Trial, callbacks, metrics, state_key
 from aecourse.checks import check_nonnegative
 from aecourse.losses import gaussian_kl, mse
 from aecourse.plot import image_rows
-from aecourse.runtime import evaluating, progress
+from aecourse.runtime import check_bfloat16, evaluating, progress
 from aecourse.train import History
 
 MU = state_key("mu")  # mean of q(z|x), (B, latent_dim), written by StateVAE.forward
@@ -33,17 +33,24 @@ class StateVAE(nn.Module):
 
     As in the article, z is sampled while training and z = mu in eval mode, so evaluation and the pictures
     are deterministic; `sample_in_eval=True` samples there too (an unbiased one-sample ELBO instead).
+    `mixed_precision=True` runs the network under bfloat16 autocast, as `aecourse.train.fit` does: the weights, the
+    gradients and Adam stay float32, and x_hat, mu and logvar come out float32, so the loss is summed in float32.
     """
 
-    def __init__(self, vae: nn.Module, *, sample_in_eval: bool = False) -> None:
+    def __init__(self, vae: nn.Module, *, sample_in_eval: bool = False, mixed_precision: bool = False) -> None:
         super().__init__()
         self.vae = vae
         self.sample_in_eval = sample_in_eval
+        self.mixed_precision = mixed_precision
 
     def forward(self, x: torch.Tensor, state: dict | None = None) -> torch.Tensor:
-        mu, logvar = self.vae.encode(x)  # (B, 1, 28, 28) -> 2 x (B, latent_dim)
-        z = self.vae.reparameterize(mu, logvar) if (self.training or self.sample_in_eval) else mu
-        x_hat = self.vae.decode(z).reshape(x.shape)  # (B, latent_dim) -> (B, 1, 28, 28)
+        if self.mixed_precision:
+            check_bfloat16(x.device, who="StateVAE(mixed_precision=True)")
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.mixed_precision):
+            mu, logvar = self.vae.encode(x)  # (B, 1, 28, 28) -> 2 x (B, latent_dim)
+            z = self.vae.reparameterize(mu, logvar) if (self.training or self.sample_in_eval) else mu
+            x_hat = self.vae.decode(z).reshape(x.shape)  # (B, latent_dim) -> (B, 1, 28, 28)
+        mu, logvar, x_hat = mu.float(), logvar.float(), x_hat.float()
         if state is not None:
             state[MU] = mu
             state[LOGVAR] = logvar

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from aecourse.losses import LossFn
-from aecourse.runtime import evaluating, native_bfloat16, progress
+from aecourse.runtime import check_bfloat16, evaluating, progress
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -133,12 +133,8 @@ def fit(
             f"x_train is on {x_train.device} but the model is on {device}; move both to the same device "
             "(load_fashion_mnist(device=...) and model.to(device))."
         )
-    if mixed_precision and not native_bfloat16(device):
-        raise ValueError(
-            f"mixed_precision=True asks for bfloat16 autocast, but {device} has no hardware bfloat16 (it needs an "
-            "AVX512-BF16/AMX CPU or an Ampere-or-newer GPU), where it would be slower than float32. "
-            "Pass mixed_precision=native_bfloat16(device) to use it only where it pays."
-        )
+    if mixed_precision:
+        check_bfloat16(device, who="mixed_precision=True")
     if channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)

@@ -53,7 +53,7 @@ return {
   images: document.images.length,
   height: document.documentElement.scrollHeight,
   overflowing: [...document.querySelectorAll('pre')]
-    .filter(p => p.scrollWidth > p.clientWidth + 1)
+    .filter(p => p.scrollWidth > p.clientWidth)
     .map(p => p.textContent.split('\\n').reduce((a, b) => (b.length > a.length ? b : a), '').slice(0, 100)),
   titles: [document.title, ...[...document.querySelectorAll('h1, nav.bd-links a, .prev-next-area a')]
     .map(e => e.textContent.trim())],

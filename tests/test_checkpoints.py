@@ -180,7 +180,7 @@ def test_a_file_that_is_not_safetensors_is_refused_with_a_clear_error(store, mon
 
 
 def test_names_with_a_dot_keep_one_file_per_seed(store, monkeypatch):
-    """A model named after a value (sweep_beta_0.5) must not lose its seed to a suffix rule."""
+    """A model named after a value (beta_0.5) must not lose its seed to a suffix rule."""
     monkeypatch.setenv(CHECKPOINTS_ENV, "update")
     recorder = Recorder(Config())
     for seed in (0, 1):

@@ -8,6 +8,7 @@ import torchbearer
 from torch.distributions import Normal, kl_divergence
 
 from aecourse.models import ConvVAE
+from aecourse.runtime import native_bfloat16
 from aecourse.tb import (
     LOGVAR,
     MU,
@@ -119,3 +120,22 @@ def test_reconstruction_progress_draws_once_per_epoch_without_showing_outside_a_
     trial.run(2)
     assert len(progress.figures) == 2
     assert trial.state[torchbearer.MODEL].training, "the callback must restore training mode"
+
+
+@pytest.mark.skipif(not native_bfloat16("cpu"), reason="this CPU has no hardware bfloat16 (AVX512-BF16 or AMX)")
+def test_mixed_precision_state_vae_computes_in_bfloat16_and_hands_out_float32() -> None:
+    vae = ConvVAE(latent_dim=4)
+    x = _images(8)
+    state: dict = {}
+    x_hat = StateVAE(vae, mixed_precision=True).eval()(x, state=state)
+    assert x_hat.dtype == state[MU].dtype == state[LOGVAR].dtype == torch.float32  # the loss sums in float32
+    exact = StateVAE(vae).eval()(x)
+    difference = float((x_hat - exact).abs().max())
+    assert 0 < difference < 0.05, "bfloat16 rounds (a difference), but only in the third significant digit"
+    assert all(p.dtype == torch.float32 for p in vae.parameters())
+
+
+def test_mixed_precision_state_vae_is_refused_without_hardware_bfloat16(monkeypatch) -> None:
+    monkeypatch.setattr("aecourse.runtime.native_bfloat16", lambda device: False)
+    with pytest.raises(ValueError, match="no hardware bfloat16"):
+        StateVAE(ConvVAE(latent_dim=4), mixed_precision=True)(_images(2))

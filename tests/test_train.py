@@ -66,7 +66,7 @@ def test_mixed_precision_trains_and_keeps_float32_state(small_images):
 
 
 def test_mixed_precision_is_refused_without_hardware_bfloat16(small_images, monkeypatch):
-    monkeypatch.setattr("aecourse.train.native_bfloat16", lambda device: False)
+    monkeypatch.setattr("aecourse.runtime.native_bfloat16", lambda device: False)
     with pytest.raises(ValueError, match="no hardware bfloat16"):
         fit(VAE(latent_dim=4), vae_objective(), small_images, num_epochs=1, mixed_precision=True)
 

@@ -35,8 +35,11 @@ def _environment(env: Mapping[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def execute(path: Path, timeout: int = 7200, *, env: Mapping[str, str] | None = None, save: bool = True) -> float:
-    """Execute the notebook at `path` (in its folder) and, if `save`, write it back with the new outputs."""
+def execute(
+    path: Path, timeout: int | None = 7200, *, env: Mapping[str, str] | None = None, save: bool = True
+) -> float:
+    """Execute the notebook at `path` (in its folder) and, if `save`, write it back with the new outputs. `timeout`
+    is the limit for each cell, in seconds (None: no limit)."""
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(
         notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}

@@ -75,7 +75,7 @@ def load_models(cache: Path) -> ExplorerModels:
 
     beta_vaes, missing = {}, []
     for beta in BETAS:
-        name = f"05_beta_vae_torchbearer/sweep_beta_{beta:g}"
+        name = f"05_beta_vae_torchbearer/beta_{beta:g}"
         try:
             beta_vaes[beta] = stored(ConvVAE(latent_dim=10), name)
         except CheckpointError:

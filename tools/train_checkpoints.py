@@ -41,7 +41,10 @@ def main(names: list[str]) -> int:
         for what, env, save in passes:
             print(f"=== {notebook}: {what}", flush=True)
             try:
-                seconds = execute(notebook, env={"AECOURSE_BUDGET": "full", "AECOURSE_RETRAIN": "0", **env}, save=save)
+                # No time limit per cell: one cell trains all of a chapter's models (hours on a CPU).
+                seconds = execute(
+                    notebook, timeout=None, env={"AECOURSE_BUDGET": "full", "AECOURSE_RETRAIN": "0", **env}, save=save
+                )
             except CellExecutionError as exc:  # the checkpoints stored so far stay; the next notebook still runs
                 print(f"FAILED {notebook} ({what}):\n{str(exc)[-3000:]}", file=sys.stderr, flush=True)
                 failed.append(str(notebook))
