@@ -57,7 +57,8 @@ def main(names: list[str]) -> int:
     print("\ntraining seconds stored in the manifests, by notebook:")
     for group, seconds in sorted(by_chapter.items()):
         print(f"{seconds:9.0f} s  {group}")
-    print(f"checkpoints: {stored_size() / 2**20:.1f} MB; this run took {time.perf_counter() - started:.0f} s")
+    size = stored_size()
+    print(f"checkpoints: {size:,} bytes ({size / 2**20:.1f} MiB); this run took {time.perf_counter() - started:.0f} s")
     if failed:
         print(f"notebooks that failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
