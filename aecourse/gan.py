@@ -18,7 +18,7 @@ from torch import nn
 
 from aecourse.checks import NUM_PIXELS, check_images, check_nonnegative
 from aecourse.models import StandardNormalPrior, mlp_decoder
-from aecourse.runtime import progress
+from aecourse.runtime import evaluating, progress
 from aecourse.train import History
 
 
@@ -166,12 +166,8 @@ def generator_gradient_norms(gan: GAN, z: torch.Tensor) -> dict[str, float]:
     non-saturating -log D(G(z)) that train_gan minimises (ch. 4). Nothing is updated; the discriminator is read in
     eval mode (no dropout), so the measurement does not depend on a random mask."""
     parameters = list(gan.generator.parameters())
-    was_training = gan.discriminator.training
-    gan.discriminator.eval()
-    try:
+    with evaluating(gan.discriminator, gradients=True):  # the graph outlives the block; D's mode does not
         fake_logits = gan.discriminator(gan.generator(z))
-    finally:
-        gan.discriminator.train(was_training)
     minimax = -F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))  # mean log(1 - D)
     norms = {}
     for name, loss in (("minimax", minimax), ("non_saturating", generator_loss(fake_logits))):

@@ -87,7 +87,7 @@ def elbo_per_image(model: nn.Module, x: torch.Tensor, *, seed: int = 0) -> ELBOT
 
 def kl_per_dimension(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """KL(q(z_j|x) || N(0, 1)) of each latent dimension, averaged over the images, (latent_dim,); it sums to the
-    rate. A dimension with a KL near 0 carries no information about the image (ch. 3, 5)."""
+    rate. A dimension with a KL near 0 carries no information about the image (ch. 3)."""
     mu, logvar = posterior(model, x)
     return gaussian_kl_per_dim(mu, logvar).mean(0)
 

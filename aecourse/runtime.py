@@ -61,7 +61,7 @@ def native_bfloat16(device: torch.device | str) -> bool:
 
 
 def check_bfloat16(device: torch.device | str, *, who: str) -> None:
-    """Refuse bfloat16 autocast where the hardware lacks it: emulated, it is slower than float32 (ch. 3-5)."""
+    """Refuse bfloat16 autocast where the hardware lacks it: emulated, it is slower than float32."""
     if not native_bfloat16(device):
         raise ValueError(
             f"{who} asks for bfloat16 autocast, but {device} has no hardware bfloat16 (it needs an AVX512-BF16/AMX "
@@ -149,15 +149,16 @@ def _device_of(model: nn.Module) -> torch.device:
 
 
 @contextmanager
-def evaluating(model: nn.Module, *, seed: int | None = None) -> Iterator[nn.Module]:
+def evaluating(model: nn.Module, *, seed: int | None = None, gradients: bool = False) -> Iterator[nn.Module]:
     """Run `model` for a measurement: eval mode, no gradients and, given a seed, a private seeded random stream
-    (a VAE's z repeats from run to run; the caller's stream is untouched). All restored on exit, errors included."""
+    (a VAE's z repeats from run to run; the caller's stream is untouched). All restored on exit, errors included.
+    `gradients=True` keeps autograd on, for a measurement of gradients through a model read without dropout."""
     was_training = model.training
     device = _device_of(model)
     devices = [device] if device.type == "cuda" else []
     model.eval()
     try:
-        with torch.no_grad(), torch.random.fork_rng(devices=devices, enabled=seed is not None):
+        with torch.set_grad_enabled(gradients), torch.random.fork_rng(devices=devices, enabled=seed is not None):
             if seed is not None:
                 torch.manual_seed(seed)
             yield model
