@@ -66,7 +66,10 @@ def linear_probe_accuracy(
     return float((predicted == y_test.cpu().numpy()).mean())
 
 
-def active_units(mu: torch.Tensor, threshold: float = 1e-2) -> torch.Tensor:
+ACTIVE_UNIT_THRESHOLD = 1e-2  # Burda et al.'s bar on Var_x(E_q[z_u]) for a unit to count as used
+
+
+def active_units(mu: torch.Tensor, threshold: float = ACTIVE_UNIT_THRESHOLD) -> torch.Tensor:
     """Which latent dimensions the encoder uses: Var_x(E_q[z_u]) > threshold (Burda et al. 2016, Sec. 5.2).
 
     `mu` holds the encoder means of a data set, (N, latent_dim); returns a boolean mask (latent_dim,) (ch. 3, 5).
