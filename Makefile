@@ -66,8 +66,10 @@ execute: $(STAMP)
 # Train every model of the book at the full budget (NB=book/03_vae.ipynb for one chapter), on CPU or CUDA: what is
 # stored and still matches its chapter's config is loaded, the rest is trained and stored model by model; then the
 # notebooks are re-executed on the load path and saved. Resumable: run it again after an interruption.
+# FROM_NOTHING=1 first moves the chapter's checkpoints aside (.cache/checkpoints-before/), trains them all, records
+# the time in book/retrain_timings.json (the intro's table) and says which were reproduced byte for byte.
 checkpoints: $(STAMP)
-	$(BIN)/python tools/train_checkpoints.py $(NB)
+	$(BIN)/python tools/train_checkpoints.py $(if $(FROM_NOTHING),--from-nothing) $(NB)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

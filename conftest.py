@@ -39,7 +39,7 @@ def pytest_terminal_summary(terminalreporter) -> None:
         seconds = sorted(_notebook_seconds.items())
         chapters = {Path(p).stem: [round(s, 1)] for p, s in seconds if Path(p).stem[0].isdigit()}
         record = {
-            "command": "AECOURSE_DEVICE=cpu pytest --nbval --nbval-current-env book (one run)",
+            "command": "AECOURSE_DEVICE=cpu pytest --nbval --nbval-current-env book",
             "machine": machine(),
             "date": datetime.date.today().isoformat(),
             "seconds": chapters,

@@ -247,6 +247,11 @@ def trained(
         except CheckpointError:
             if not update:
                 raise
+            # The failed load may already have copied stored tensors into the model (a stale manifest is found
+            # out after loading; load_state_dict copies what fits before it complains): start again from the
+            # seed's initial weights, or the retrained model would silently continue the stale one.
+            with seeded(seed):
+                model = build()
     with seeded(seed):
         start = time.perf_counter()
         history = train(model)

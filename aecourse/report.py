@@ -73,17 +73,22 @@ def config_table(config: Any) -> Table:
 
 
 def _minutes(seconds: float) -> str:
-    return f"{int(seconds // 60)} min {int(round(seconds % 60)):02d} s" if math.isfinite(seconds) else "–"
+    if not math.isfinite(seconds):
+        return "–"
+    whole = round(seconds)  # rounded first: 59.7 s is "1 min 00 s", not "0 min 60 s"
+    return f"{whole // 60} min {whole % 60:02d} s"
 
 
 def _runs(count: int) -> str:
     return "one run" if count == 1 else f"the median of {count} runs"
 
 
-def timing_table(timings: str = "timings.json") -> Table:
+def timing_table(timings: str = "timings.json", retrain_timings: str = "retrain_timings.json") -> Table:
     """The intro's table: per chapter, the measured time to read-execute it (`tools/time_book.py` writes
-    `timings`, the median over its runs) and the training time of its models (their manifests), on each device
-    seen; glues `timing_source`, the sentence saying where the numbers come from."""
+    `timings`, the median over its runs), the training time of its models (their manifests) on each device seen,
+    and, where one was measured, the wall time of retraining the chapter from nothing (`make checkpoints
+    FROM_NOTHING=1` writes `retrain_timings`); glues `timing_source`, the sentence saying where the numbers come
+    from."""
     import json
     import statistics
     from pathlib import Path
@@ -97,25 +102,63 @@ def timing_table(timings: str = "timings.json") -> Table:
             "`python tools/time_book.py` (on a quiet machine), then re-execute this notebook."
         )
     measured = json.loads(path.read_text())
+    retrain_path = Path(retrain_timings)
+    from_nothing = json.loads(retrain_path.read_text())["chapters"] if retrain_path.is_file() else {}
     training: dict[tuple[str, str], float] = {}
     for manifest in manifests():
         key = (manifest["name"].split("/")[0], manifest["device"].split(":")[0])
         training[key] = training.get(key, 0.0) + manifest["training_seconds"]
     devices = sorted({device for _, device in training})
-    rows = []
+    retrain_devices = sorted({run["device"] for run in from_nothing.values()})
+    seconds: dict[str, dict[str, float]] = {}
     for notebook, runs in measured["seconds"].items():
-        row = {"chapter": notebook, "read-execute (stored models)": _minutes(statistics.median(runs))}
+        row = {"read-execute (stored models)": statistics.median(runs)}
         for device in devices:
-            row[f"training, full budget ({device})"] = _minutes(training.get((notebook, device), math.nan))
-        rows.append(row)
-    gpu = "" if "cuda" in devices else " No GPU training time has been measured yet."
+            row[f"training, sum of manifests ({device})"] = training.get((notebook, device), math.nan)
+        for device in retrain_devices:
+            run = from_nothing.get(notebook, {})
+            measured_here = run["seconds"] if run.get("device") == device else math.nan
+            row[f"make checkpoints from nothing ({device})"] = measured_here
+        seconds[notebook] = row
+    columns = list(next(iter(seconds.values())))
+    # The total of a column; NaN (a dash) where some chapter has no time in it.
+    seconds["all chapters"] = {column: sum(row[column] for row in seconds.values()) for column in columns}
+    rows = [{"chapter": notebook} | {c: _minutes(row[c]) for c in columns} for notebook, row in seconds.items()]
+    gpu = "" if "cuda" in devices + retrain_devices else " No GPU training time has been measured yet."
+    if from_nothing:
+        done = sorted(from_nothing)
+        first = from_nothing[done[0]]
+        dates = ", ".join(sorted({run["date"] for run in from_nothing.values()}))
+        rest = [nb for nb in measured["seconds"] if nb not in from_nothing]
+        retrained = (
+            f" From nothing: the wall time of the training pass of `make checkpoints NB=book/<chapter>.ipynb "
+            f"FROM_NOTHING=1`, which trains every model of the chapter with nothing else running, on "
+            f"{first['machine']}, torch {first['torch']}, {dates}"
+            + (f"; not measured yet for {', '.join(rest)}." if rest else ".")
+        )
+    else:
+        retrained = ""
     glue(
         "timing_source",
         f"Read-execute: {_runs(len(next(iter(measured['seconds'].values()))))} of "
-        f"`{measured['command']}` on {measured['machine']}, {measured['date']}. Training: the seconds recorded in "
-        f"each checkpoint's manifest by `make checkpoints`.{gpu}",
+        f"`{measured['command']}` on {measured['machine']}, {measured['date']}. Sum of manifests: the training "
+        f"seconds recorded in each checkpoint's manifest by `make checkpoints`, where models often trained two or "
+        f"three at a time on shared cores.{_not_a_chapter(training, measured['seconds'])}{retrained}{gpu}",
     )
     return table(rows)
+
+
+def _not_a_chapter(training: dict[tuple[str, str], float], chapters: Iterable[str]) -> str:
+    """A sentence on the stored models that no chapter's row counts (the classifier chapter 1 trains when it is
+    missing, which chapters 1, 3 and 4 measure with)."""
+    others = {(group, device): s for (group, device), s in training.items() if group not in set(chapters)}
+    if not others:
+        return ""
+    parts = ", ".join(f"{group} ({device}) {_minutes(s)}" for (group, device), s in sorted(others.items()))
+    return (
+        f" In no row: {parts} by its manifest, a model the chapters share, trained once by the first chapter that "
+        "finds it missing."
+    )
 
 
 def training_table(models: Iterable[Any]) -> Table:

@@ -85,6 +85,24 @@ def test_update_trains_once_then_loads_the_same_float16_weights(store, monkeypat
     assert not torch.equal(other_seed.model.mu_head.weight, first.model.mu_head.weight)
 
 
+def test_a_stale_checkpoint_is_retrained_from_the_seeds_initial_weights_not_from_its_own(store, monkeypatch):
+    """`make checkpoints` found a manifest whose config had a field the chapter no longer has, after its weights
+    were already loaded into the model; the retrained model then continued the stale weights (chapter 1's 2-D
+    autoencoder, seed 0, started its first epoch at the loss where the old one ended)."""
+    monkeypatch.setenv(CHECKPOINTS_ENV, "update")
+    fresh = _call(Recorder(Config())).model.state_dict()
+    _, manifest_path = ck.paths("01_demo/vae", 0)
+    manifest = json.loads(manifest_path.read_text())
+    manifest["config"]["a_removed_field"] = 1  # the chapter's config has lost a field since this was stored
+    manifest_path.write_text(json.dumps(manifest))
+    recorder = Recorder(Config())
+    again = _call(recorder)
+    assert recorder.trainings == 1, "a stale checkpoint is retrained"
+    for a, b in zip(fresh.values(), again.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), "retraining must start from the seed's initial weights, as from nothing"
+    assert "a_removed_field" not in json.loads(manifest_path.read_text())["config"]
+
+
 def test_a_changed_config_is_an_error_that_says_what_changed(store, monkeypatch):
     monkeypatch.setenv(CHECKPOINTS_ENV, "update")
     _call(Recorder(Config()))
@@ -156,7 +174,8 @@ def test_the_callers_random_streams_are_untouched(store, monkeypatch):
 
 
 def test_the_books_checkpoints_fit_the_size_budget_and_match_their_manifests():
-    """Every checkpoint shipped with the package: at most 50 MB in all, each file's SHA-256 as its manifest says."""
+    """Every checkpoint shipped with the package: at most 50 MiB in all (52,428,800 bytes, as `du -h` and `make
+    checkpoints` count it), each file's SHA-256 as its manifest says."""
     assert ck.stored_size() <= 50 * 2**20
     for manifest in ck.manifests():
         weights, _ = ck.paths(manifest["name"], manifest["seed"])

@@ -127,3 +127,42 @@ def test_timing_table_reads_the_measured_times_and_names_the_command_when_they_a
     path.write_text(json.dumps(measured))
     html = timing_table(str(path))._repr_html_()
     assert "<td>01_autoencoder</td>" in html and "<td>1 min 00 s</td>" in html  # the median of the runs
+
+
+def test_timing_table_shows_the_from_nothing_retrain_times_that_were_measured(tmp_path, monkeypatch):
+    from aecourse import report
+    from aecourse.report import timing_table
+
+    glued = {}
+    monkeypatch.setattr(report, "glue", lambda name, value: glued.__setitem__(name, value))
+    timings = tmp_path / "timings.json"
+    timings.write_text(
+        json.dumps(
+            {
+                "seconds": {"01_autoencoder": [30.0], "04_vae_vs_gan": [40.0]},
+                "command": "python tools/time_book.py",
+                "machine": "2 CPU cores",
+                "date": "2026-11-25",
+            }
+        )
+    )
+    html = timing_table(str(timings), str(tmp_path / "absent.json"))._repr_html_()
+    assert "from nothing" not in html and "From nothing" not in glued["timing_source"]
+    retrain = tmp_path / "retrain_timings.json"
+    run = {"seconds": 1805, "device": "cpu", "machine": "2 CPU cores", "torch": "2.14.1", "date": "2026-11-29"}
+    retrain.write_text(json.dumps({"chapters": {"04_vae_vs_gan": run}}))
+    html = timing_table(str(timings), str(retrain))._repr_html_()
+    assert "make checkpoints from nothing (cpu)" in html and "<td>30 min 05 s</td>" in html
+    assert "<td>–</td>" in html  # chapter 1 was not measured: a dash, not a number
+    total = html[html.index("<td>all chapters</td>") :]
+    assert total.startswith("<td>all chapters</td><td>1 min 10 s</td>")  # 30 s + 40 s
+    assert total.split("</tr>")[0].endswith("<td>–</td>")  # no total while a chapter is unmeasured
+    assert "classifier" in glued["timing_source"].split("In no row:")[1]  # the shared model, trained once
+    assert "not measured yet for 01_autoencoder" in glued["timing_source"]
+    assert "No GPU training time" in glued["timing_source"]
+
+
+def test_minutes_round_the_seconds_before_splitting_them():
+    from aecourse.report import _minutes
+
+    assert _minutes(30179.7) == "503 min 00 s" and _minutes(59.4) == "0 min 59 s" and _minutes(math.nan) == "–"

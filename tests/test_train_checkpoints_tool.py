@@ -1,0 +1,52 @@
+"""tools/train_checkpoints.py: `--from-nothing` sets a chapter's checkpoints aside (nothing deleted), records the
+time of a training pass that started from none of them, and says which checkpoints came back byte for byte."""
+
+from __future__ import annotations
+
+import json
+
+from tools import train_checkpoints as tool
+
+
+def _manifest(root, name: str, seed: int, sha: str) -> None:
+    path = root / f"{name}-seed{seed}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"name": name, "seed": seed, "sha256": sha, "device": "cpu"}))
+    (root / f"{name}-seed{seed}.safetensors").write_bytes(sha.encode())
+
+
+def test_from_nothing_moves_the_chapter_aside_then_compares_and_records(tmp_path, monkeypatch, capsys):
+    weights, aside, book = tmp_path / "weights", tmp_path / "aside", tmp_path / "book"
+    book.mkdir()
+    monkeypatch.setattr(tool, "WEIGHTS_DIR", weights)
+    monkeypatch.setattr(tool, "SET_ASIDE", aside)
+    monkeypatch.setattr(tool, "ROOT", tmp_path)
+    monkeypatch.setattr(tool, "RETRAIN_TIMINGS", book / "retrain_timings.json")
+    _manifest(weights, "04_gan/gan", 0, "aaa")
+    _manifest(weights, "04_gan/gan", 1, "bbb")
+    _manifest(weights, "03_vae/vae", 0, "ccc")
+
+    moved = tool._set_aside("04_gan")
+    assert moved is not None and sorted(p.name for p in moved.iterdir()) == [
+        "gan-seed0.json",
+        "gan-seed0.safetensors",
+        "gan-seed1.json",
+        "gan-seed1.safetensors",
+    ]
+    assert not (weights / "04_gan").exists() and (weights / "03_vae/vae-seed0.json").is_file()  # others stay
+    assert tool._set_aside("04_gan") is None  # nothing left to move: no empty folder set aside
+
+    _manifest(weights, "04_gan/gan", 0, "aaa")  # retrained: seed 0 identical, seed 1 not
+    _manifest(weights, "04_gan/gan", 1, "zzz")
+    tool._compare("04_gan", moved)
+    out = capsys.readouterr().out
+    assert "reproduced byte for byte: 1 of 2" in out and "different weights: gan-seed1." in out
+
+    trained = [json.loads((weights / "04_gan" / f"gan-seed{s}.json").read_text()) for s in (0, 1)]
+    tool._record("04_gan", 1234.4, trained)
+    tool._record("01_ae", 99.0, [{"name": "01_ae/ae", "device": "cpu"}, {"name": "classifier/c", "device": "cpu"}])
+    record = json.loads((book / "retrain_timings.json").read_text())["chapters"]
+    assert list(record) == ["01_ae", "04_gan"]  # both kept, in order
+    assert record["04_gan"]["seconds"] == 1234 and record["04_gan"]["models"] == 2
+    assert record["01_ae"]["also_trained"] == ["classifier"]
+    assert record["04_gan"]["command"] == "make checkpoints NB=book/04_gan.ipynb FROM_NOTHING=1"
