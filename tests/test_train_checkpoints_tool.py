@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 
-from tools import train_checkpoints as tool
+import pytest
+
+pytest.importorskip("nbclient", reason="the tools need the book's requirements, not just the package's")
+from tools import train_checkpoints as tool  # noqa: E402
 
 
 def _manifest(root, name: str, seed: int, sha: str) -> None:
