@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 
 def _as_images(x: torch.Tensor) -> torch.Tensor:
@@ -126,6 +127,10 @@ def plot_xy(
         ax.plot(xs, ys, marker="o", markersize=3, label=name)
     if logx:
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # labels at 2-9 x 10^n overlap one another
+        xs = sorted({float(x) for x_values, _ in curves.values() for x in x_values})
+        if len(xs) <= 12:  # few measured points (latent sizes 2..64): label exactly those
+            ax.set_xticks(xs, [f"{x:g}" for x in xs])
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:

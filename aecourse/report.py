@@ -65,6 +65,17 @@ def glue(name: str, value: Any) -> None:
     myst_glue(name, value, display=False)
 
 
+def glue_markdown(name: str, text: str) -> None:
+    """Bind a sentence that holds Markdown (commands in backticks) to `name`, for prose that pastes it with
+    {glue:md}`name`: pasted as plain text, a command's `--` would become a dash and its backticks would show."""
+    try:
+        from IPython.display import Markdown
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        return
+    myst_glue(name, Markdown(text), display=False)
+
+
 def config_table(config: Any) -> Table:
     """A chapter's config dataclass as a two-column table, one field a row (a one-line repr runs off the page)."""
     import dataclasses
@@ -138,7 +149,7 @@ def timing_table(timings: str = "timings.json", retrain_timings: str = "retrain_
         )
     else:
         retrained = ""
-    glue(
+    glue_markdown(
         "timing_source",
         f"Read-execute: {_runs(len(next(iter(measured['seconds'].values()))))} of "
         f"`{measured['command']}` on {measured['machine']}, {measured['date']}. Sum of manifests: the training "
@@ -154,9 +165,9 @@ def _not_a_chapter(training: dict[tuple[str, str], float], chapters: Iterable[st
     others = {(group, device): s for (group, device), s in training.items() if group not in set(chapters)}
     if not others:
         return ""
-    parts = ", ".join(f"{group} ({device}) {_minutes(s)}" for (group, device), s in sorted(others.items()))
+    parts = ", ".join(f"`{group}` ({_minutes(s)} on {device})" for (group, device), s in sorted(others.items()))
     return (
-        f" In no row: {parts} by its manifest, a model the chapters share, trained once by the first chapter that "
+        f" In no row: {parts} by its manifest, shared by the chapters and trained once, by the first chapter that "
         "finds it missing."
     )
 

@@ -134,7 +134,7 @@ def test_timing_table_shows_the_from_nothing_retrain_times_that_were_measured(tm
     from aecourse.report import timing_table
 
     glued = {}
-    monkeypatch.setattr(report, "glue", lambda name, value: glued.__setitem__(name, value))
+    monkeypatch.setattr(report, "glue_markdown", lambda name, value: glued.__setitem__(name, value))
     timings = tmp_path / "timings.json"
     timings.write_text(
         json.dumps(
