@@ -160,6 +160,11 @@ def test_timing_table_shows_the_from_nothing_retrain_times_that_were_measured(tm
     assert "classifier" in glued["timing_source"].split("In no row:")[1]  # the shared model, trained once
     assert "not measured yet for 01_autoencoder" in glued["timing_source"]
     assert "No GPU training time" in glued["timing_source"]
+    run["seconds"] = 10**9  # alone longer than the manifests' sum: the intro's sentence no longer holds
+    retrain.write_text(json.dumps({"chapters": {"04_vae_vs_gan": run}}))
+    monkeypatch.setenv("AECOURSE_BUDGET", "full")
+    with pytest.raises(ClaimError, match="longer than the same models take alone"):
+        timing_table(str(timings), str(retrain))
 
 
 def test_minutes_round_the_seconds_before_splitting_them():

@@ -43,11 +43,12 @@ def test_from_nothing_moves_the_chapter_aside_then_compares_and_records(tmp_path
     _manifest(weights, "04_gan/gan", 1, "zzz")
     tool._compare("04_gan", moved)
     out = capsys.readouterr().out
-    assert "reproduced byte for byte: 1 of 2" in out and "different weights: gan-seed1." in out
+    assert "reproduced byte for byte: 1 of 2" in out and "different weights: 04_gan/gan-seed1." in out
 
     trained = [json.loads((weights / "04_gan" / f"gan-seed{s}.json").read_text()) for s in (0, 1)]
     tool._record("04_gan", 1234.4, trained)
     tool._record("01_ae", 99.0, [{"name": "01_ae/ae", "device": "cpu"}, {"name": "classifier/c", "device": "cpu"}])
+    assert [p.name for p in book.iterdir()] == ["retrain_timings.json"]  # no partial file left behind
     record = json.loads((book / "retrain_timings.json").read_text())["chapters"]
     assert list(record) == ["01_ae", "04_gan"]  # both kept, in order
     assert record["04_gan"]["seconds"] == 1234 and record["04_gan"]["models"] == 2

@@ -42,15 +42,9 @@ RETRAIN_TIMINGS = ROOT / "book" / "retrain_timings.json"
 SET_ASIDE = ROOT / ".cache" / "checkpoints-before"
 
 
-def _stored(root: Path = WEIGHTS_DIR) -> dict[str, str]:
-    """The SHA-256 recorded in every manifest under `root`, by the manifest's path relative to `root`."""
-    found = {}
-    for path in sorted(root.rglob("*.json")) if root.is_dir() else []:
-        try:
-            found[str(path.relative_to(root))] = json.loads(path.read_text()).get("sha256", "")
-        except (OSError, ValueError):
-            found[str(path.relative_to(root))] = ""
-    return found
+def _by_model(root: Path = WEIGHTS_DIR) -> dict[str, dict]:
+    """Every manifest under `root`, by model and seed ("03_vae/vae-seed0")."""
+    return {f"{m['name']}-seed{m['seed']}": m for m in manifests(root)}
 
 
 def _set_aside(chapter: str) -> Path | None:
@@ -67,9 +61,9 @@ def _set_aside(chapter: str) -> Path | None:
 
 def _compare(chapter: str, before: Path) -> None:
     """Say which new checkpoints of `chapter` have the same bytes as the ones moved aside to `before`."""
-    old, new = _stored(before), _stored(WEIGHTS_DIR / chapter)
-    same = sorted(name for name, sha in new.items() if old.get(name) == sha)
-    differ = sorted(name.removesuffix(".json") for name in new if name in old and name not in same)
+    old, new = _by_model(before), _by_model(WEIGHTS_DIR / chapter)
+    same = [key for key, m in new.items() if key in old and old[key]["sha256"] == m["sha256"]]
+    differ = sorted(key for key in new if key in old and key not in same)
     print(f"    reproduced byte for byte: {len(same)} of {len(old)} stored checkpoints", flush=True)
     if differ:
         print(
@@ -94,7 +88,9 @@ def _record(chapter: str, seconds: float, trained: list[dict]) -> None:
         "command": f"make checkpoints NB=book/{chapter}.ipynb FROM_NOTHING=1",
     }
     record["chapters"] = dict(sorted(record["chapters"].items()))
-    RETRAIN_TIMINGS.write_text(json.dumps(record, indent=1) + "\n")
+    partial = RETRAIN_TIMINGS.with_name(f".{RETRAIN_TIMINGS.name}.partial")  # never a half-written record
+    partial.write_text(json.dumps(record, indent=1) + "\n")
+    partial.replace(RETRAIN_TIMINGS)
     print(f"    recorded in {RETRAIN_TIMINGS.relative_to(ROOT)}", flush=True)
 
 
@@ -113,8 +109,8 @@ def main(argv: list[str]) -> int:
     for notebook in notebooks:
         chapter = notebook.stem
         aside = _set_aside(chapter) if args.from_nothing else None
-        before = _stored()
-        from_nothing = not any(name.startswith(f"{chapter}/") for name in before)
+        before = _by_model()
+        from_nothing = not any(key.startswith(f"{chapter}/") for key in before)
         passes = (
             ("training what is missing or stale", {"AECOURSE_CHECKPOINTS": "update", "AECOURSE_PROGRESS": "1"}, False),
             ("executing on the load path and saving the outputs", {}, True),
@@ -133,10 +129,7 @@ def main(argv: list[str]) -> int:
             print(f"    {seconds:.0f} s", flush=True)
             if save:
                 continue
-            after = _stored()
-            trained = [
-                json.loads((WEIGHTS_DIR / name).read_text()) for name, sha in after.items() if before.get(name) != sha
-            ]
+            trained = [m for key, m in _by_model().items() if before.get(key) != m]  # new or rewritten manifests
             print(f"    trained {len(trained)} models in this pass", flush=True)
             if from_nothing and trained:
                 _record(chapter, seconds, trained)
