@@ -63,11 +63,12 @@ lint: $(STAMP)
 execute: $(STAMP)
 	$(BIN)/python tools/execute_notebooks.py $(if $(NB),$(NB),$(NOTEBOOKS))
 
-# Train every model of the book at the full budget (NB=book/03_vae.ipynb for one chapter), on CPU or CUDA: what is
-# stored and still matches its chapter's config is loaded, the rest is trained and stored model by model; then the
-# notebooks are re-executed on the load path and saved. Resumable: run it again after an interruption.
-# FROM_NOTHING=1 first moves the chapter's checkpoints aside (.cache/checkpoints-before/), trains them all, records
-# the time in book/retrain_timings.json (the intro's table) and says which were reproduced byte for byte.
+# Train every model of the book at the full budget (NB=book/03_vae.ipynb for one chapter, NB=classifier for the
+# shared classifier, which a whole-book run trains first), on CPU or CUDA: what is stored and still matches its
+# config is loaded, the rest is trained and stored model by model; then the notebooks are re-executed on the load
+# path and saved. Resumable: run it again after an interruption.
+# FROM_NOTHING=1 first moves the checkpoints aside (.cache/checkpoints-before/), trains them all, records the time
+# in book/retrain_timings.json (the intro's table) and says which were reproduced byte for byte.
 checkpoints: $(STAMP)
 	$(BIN)/python tools/train_checkpoints.py $(if $(FROM_NOTHING),--from-nothing) $(NB)
 

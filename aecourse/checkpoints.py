@@ -31,6 +31,7 @@ from aecourse.train import History
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"  # package data: a pip install carries them (Colab)
 CHECKPOINTS_ENV = "AECOURSE_CHECKPOINTS"
+SHARED_MODELS = ("classifier",)  # folders of WEIGHTS_DIR that no chapter owns: trained once, used by several
 STORED_DTYPE = torch.float16  # half the size of float32; the book's numbers are computed from these weights
 
 

@@ -104,7 +104,7 @@ def timing_table(timings: str = "timings.json", retrain_timings: str = "retrain_
     import statistics
     from pathlib import Path
 
-    from aecourse.checkpoints import manifests
+    from aecourse.checkpoints import SHARED_MODELS, manifests
 
     path = Path(timings)
     if not path.is_file():
@@ -121,38 +121,57 @@ def timing_table(timings: str = "timings.json", retrain_timings: str = "retrain_
         training[key] = training.get(key, 0.0) + manifest["training_seconds"]
     devices = sorted({device for _, device in training})
     retrain_devices = sorted({run["device"] for run in from_nothing.values()})
-    seconds: dict[str, dict[str, float]] = {}
-    for notebook, runs in measured["seconds"].items():
-        row = {"read-execute (stored models)": statistics.median(runs)}
+    read_execute, nan = "read-execute (stored models)", math.nan
+
+    def training_row(group: str) -> dict[str, float]:
+        row = {}
         for device in devices:
-            row[f"training, sum of manifests ({device})"] = training.get((notebook, device), math.nan)
+            row[f"training, sum of manifests ({device})"] = training.get((group, device), math.nan)
         for device in retrain_devices:
-            run = from_nothing.get(notebook, {})
-            measured_here = run["seconds"] if run.get("device") == device else math.nan
-            row[f"make checkpoints from nothing ({device})"] = measured_here
-        seconds[notebook] = row
-    columns = list(next(iter(seconds.values())))
+            run = from_nothing.get(group, {})
+            row[f"make checkpoints from nothing ({device})"] = run["seconds"] if run.get("device") == device else nan
+        return row
+
+    chapters = {
+        nb: {read_execute: statistics.median(runs)} | training_row(nb) for nb, runs in measured["seconds"].items()
+    }
+    # Models no chapter owns (the classifier): trained once for the book, loaded within the chapters' read-execute.
+    shared_groups = sorted({group for group, _ in training} & set(SHARED_MODELS))
+    shared = {group: {read_execute: nan} | training_row(group) for group in shared_groups}
+    columns = list(next(iter(chapters.values())))
     for device in set(devices) & set(retrain_devices):
         both = [
             (row[f"training, sum of manifests ({device})"], row[f"make checkpoints from nothing ({device})"])
-            for row in seconds.values()
+            for row in (chapters | shared).values()
         ]
         claim(  # the intro says so
             all(summed > alone for summed, alone in both if math.isfinite(alone)),
             "the manifests' sum is longer than the same models take alone",
         )
-    # The total of a column; NaN (a dash) where some chapter has no time in it.
-    seconds["all chapters"] = {column: sum(row[column] for row in seconds.values()) for column in columns}
-    rows = [{"chapter": notebook} | {c: _minutes(row[c]) for c in columns} for notebook, row in seconds.items()]
-    gpu = "" if "cuda" in devices + retrain_devices else " No GPU training time has been measured yet."
+    # The total of a column; NaN (a dash) where some chapter or shared model has no time in it.
+    total = {c: sum(row[c] for row in chapters.values()) for c in columns}
+    for column in columns[1:]:
+        total[column] += sum(row[column] for row in shared.values())
+    rows = [{"chapter": nb} | {c: _minutes(row[c]) for c in columns} for nb, row in chapters.items()]
+    rows += [
+        {"chapter": f"{group} (shared)"} | {c: _minutes(row[c]) if c != read_execute else "" for c in columns}
+        for group, row in shared.items()
+    ]
+    rows.append({"chapter": "whole book"} | {c: _minutes(total[c]) for c in columns})
+    gpu = (
+        ""
+        if "cuda" in devices + retrain_devices
+        else " No GPU training time has been measured: no GPU was at hand where these checkpoints were trained, so "
+        "the CPU runs are the source."
+    )
     if from_nothing:
         first = from_nothing[min(from_nothing)]  # the machine and torch of the first chapter measured
         dates = ", ".join(sorted({run["date"] for run in from_nothing.values()}))
-        rest = [nb for nb in measured["seconds"] if nb not in from_nothing]
+        rest = [group for group in [*chapters, *shared] if group not in from_nothing]
         retrained = (
             f" From nothing: the wall time of the training pass of `make checkpoints NB=book/<chapter>.ipynb "
-            f"FROM_NOTHING=1`, which trains every model of the chapter with nothing else running, on "
-            f"{first['machine']}, torch {first['torch']}, {dates}"
+            f"FROM_NOTHING=1` (for a shared model, `NB=<model>`), which sets the stored checkpoints aside and trains "
+            f"every model again with nothing else running, on {first['machine']}, torch {first['torch']}, {dates}"
             + (f"; not measured yet for {', '.join(rest)}." if rest else ".")
         )
     else:
@@ -162,21 +181,20 @@ def timing_table(timings: str = "timings.json", retrain_timings: str = "retrain_
         f"Read-execute: {_runs(len(next(iter(measured['seconds'].values()))))} of "
         f"`{measured['command']}` on {measured['machine']}, {measured['date']}. Sum of manifests: the training "
         f"seconds recorded in each checkpoint's manifest by `make checkpoints`, where models often trained two or "
-        f"three at a time on shared cores.{_not_a_chapter(training, measured['seconds'])}{retrained}{gpu}",
+        f"three at a time on shared cores.{_shared_sentence(shared)}{retrained}{gpu}",
     )
     return table(rows)
 
 
-def _not_a_chapter(training: dict[tuple[str, str], float], chapters: Iterable[str]) -> str:
-    """A sentence on the stored models that no chapter's row counts (the classifier chapter 1 trains when it is
-    missing, which chapters 1, 3 and 4 measure with)."""
-    others = {(group, device): s for (group, device), s in training.items() if group not in set(chapters)}
-    if not others:
+def _shared_sentence(shared: dict[str, dict[str, float]]) -> str:
+    """What the rows of shared models mean: no chapter owns them, and their load time is in the chapters' rows."""
+    if not shared:
         return ""
-    parts = ", ".join(f"`{group}` ({_minutes(s)} on {device})" for (group, device), s in sorted(others.items()))
+    names = ", ".join(f"`{group}`" for group in shared)
+    alone = ", ".join(f"`make checkpoints NB={group}`" for group in shared)
     return (
-        f" In no row: {parts} by its manifest, shared by the chapters and trained once, by the first chapter that "
-        "finds it missing."
+        f" Shared: {names}, trained once for the whole book, first by `make checkpoints` (or alone by {alone}); "
+        "the chapters that use it load it within their own read-execute time."
     )
 
 

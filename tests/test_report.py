@@ -154,11 +154,19 @@ def test_timing_table_shows_the_from_nothing_retrain_times_that_were_measured(tm
     html = timing_table(str(timings), str(retrain))._repr_html_()
     assert "make checkpoints from nothing (cpu)" in html and "<td>30 min 05 s</td>" in html
     assert "<td>–</td>" in html  # chapter 1 was not measured: a dash, not a number
-    total = html[html.index("<td>all chapters</td>") :]
-    assert total.startswith("<td>all chapters</td><td>1 min 10 s</td>")  # 30 s + 40 s
+    total = html[html.index("<td>whole book</td>") :]
+    assert total.startswith("<td>whole book</td><td>1 min 10 s</td>")  # 30 s + 40 s; the classifier has none
     assert total.split("</tr>")[0].endswith("<td>–</td>")  # no total while a chapter is unmeasured
-    assert "classifier" in glued["timing_source"].split("In no row:")[1]  # the shared model, trained once
-    assert "not measured yet for 01_autoencoder" in glued["timing_source"]
+    assert "<td>classifier (shared)</td><td></td>" in html  # its own row: trained once, loaded by the chapters
+    assert "`classifier`" in glued["timing_source"].split("Shared:")[1]
+    assert "not measured yet for 01_autoencoder, classifier" in glued["timing_source"]
+    both = {"04_vae_vs_gan": run, "01_autoencoder": run | {"seconds": 600}, "classifier": run | {"seconds": 95}}
+    retrain.write_text(json.dumps({"chapters": both}))
+    html = timing_table(str(timings), str(retrain))._repr_html_()
+    assert "<td>classifier (shared)</td><td></td>" in html and "<td>1 min 35 s</td>" in html
+    total = html[html.index("<td>whole book</td>") :].split("</tr>")[0]
+    assert total.endswith("<td>41 min 40 s</td>")  # 1805 + 600 + 95 s: the chapters and the shared classifier
+    assert "not measured yet" not in glued["timing_source"]
     assert "No GPU training time" in glued["timing_source"]
     run["seconds"] = 10**9  # alone longer than the manifests' sum: the intro's sentence no longer holds
     retrain.write_text(json.dumps({"chapters": {"04_vae_vs_gan": run}}))

@@ -54,3 +54,42 @@ def test_from_nothing_moves_the_chapter_aside_then_compares_and_records(tmp_path
     assert record["04_gan"]["seconds"] == 1234 and record["04_gan"]["models"] == 2
     assert record["01_ae"]["also_trained"] == ["classifier"]
     assert record["04_gan"]["command"] == "make checkpoints NB=book/04_gan.ipynb FROM_NOTHING=1"
+
+
+def test_the_shared_classifier_is_set_aside_trained_alone_and_recorded_under_its_own_name(
+    tmp_path, monkeypatch, capsys
+):
+    weights, book = tmp_path / "weights", tmp_path / "book"
+    book.mkdir()
+    monkeypatch.setattr(tool, "WEIGHTS_DIR", weights)
+    monkeypatch.setattr(tool, "SET_ASIDE", tmp_path / "aside")
+    monkeypatch.setattr(tool, "ROOT", tmp_path)
+    monkeypatch.setattr(tool, "RETRAIN_TIMINGS", book / "retrain_timings.json")
+    _manifest(weights, "classifier/fashion_cnn", 0, "aaa")
+    _manifest(weights, "03_vae/vae", 0, "ccc")
+
+    def train_alone(name: str) -> float:
+        assert name == "classifier" and not (weights / "classifier").exists()  # set aside before it trains
+        _manifest(weights, "classifier/fashion_cnn", 0, "aaa")
+        return 41.6
+
+    monkeypatch.setattr(tool, "_train_shared", train_alone)
+    assert tool.main(["--from-nothing", "classifier"]) == 0
+    out = capsys.readouterr().out
+    assert "trained 1 models in this pass" in out and "reproduced byte for byte: 1 of 1" in out
+    record = json.loads((book / "retrain_timings.json").read_text())["chapters"]
+    assert list(record) == ["classifier"] and record["classifier"]["seconds"] == 42
+    assert record["classifier"]["command"] == "make checkpoints NB=classifier FROM_NOTHING=1"
+    assert (weights / "03_vae/vae-seed0.json").is_file()  # no chapter was touched
+
+    monkeypatch.setattr(tool, "_train_shared", lambda name: 3.0)  # present: loaded, not trained
+    assert tool.main(["classifier"]) == 0  # so no time is recorded
+    assert "trained 0 models" in capsys.readouterr().out
+    assert json.loads((book / "retrain_timings.json").read_text())["chapters"]["classifier"]["seconds"] == 42
+
+
+def test_an_unknown_target_names_what_can_be_trained(capsys):
+    assert tool.main(["book/no_such_chapter.ipynb"]) == 2
+    assert "classifier" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="classifier"):
+        tool._train_shared("inception")

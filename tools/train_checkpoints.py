@@ -1,7 +1,7 @@
 """Train every model of the book at the full budget, then re-execute the notebooks on the load path.
 
-Usage: python tools/train_checkpoints.py [--from-nothing] [book/03_vae.ipynb ...]
-       (`make checkpoints [NB=...] [FROM_NOTHING=1]`; no notebook: all of them)
+Usage: python tools/train_checkpoints.py [--from-nothing] [book/03_vae.ipynb | classifier ...]
+       (`make checkpoints [NB=...] [FROM_NOTHING=1]`; nothing named: the shared classifier, then every chapter)
 
 Each notebook runs twice. First with AECOURSE_CHECKPOINTS=update: each `trained(...)` call loads its checkpoint when
 the manifest matches the chapter's config and otherwise trains the model and stores it at once, so a killed run loses
@@ -14,6 +14,10 @@ machine and the tests execute it, loading every model, and saved with those outp
 training pass that started with none of the chapter's checkpoints is written to book/retrain_timings.json, which the
 intro's time table reads, and each new checkpoint is compared with the one moved aside: identical bytes mean that
 the stored model was reproduced exactly.
+
+The classifier that chapters 3 and 4 judge samples with belongs to no chapter: it is trained first, alone, in this
+process (`classifier` names it), so that no chapter's time includes it and a whole-book run from nothing retrains it
+too.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -32,19 +37,18 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nbclient.exceptions import CellExecutionError  # noqa: E402
-
-from aecourse.checkpoints import WEIGHTS_DIR, manifests, stored_size  # noqa: E402
+from aecourse.checkpoints import SHARED_MODELS, WEIGHTS_DIR, manifests, stored_size  # noqa: E402
 from tools.execute_notebooks import execute  # noqa: E402
 from tools.time_book import machine  # noqa: E402
 
 RETRAIN_TIMINGS = ROOT / "book" / "retrain_timings.json"
 SET_ASIDE = ROOT / ".cache" / "checkpoints-before"
+SHARED = SHARED_MODELS  # models no chapter owns (their folder under aecourse/weights/)
 
 
-def _by_model(root: Path = WEIGHTS_DIR) -> dict[str, dict]:
-    """Every manifest under `root`, by model and seed ("03_vae/vae-seed0")."""
-    return {f"{m['name']}-seed{m['seed']}": m for m in manifests(root)}
+def _by_model(root: Path | None = None) -> dict[str, dict]:
+    """Every manifest under `root` (all the stored checkpoints), by model and seed ("03_vae/vae-seed0")."""
+    return {f"{m['name']}-seed{m['seed']}": m for m in manifests(root or WEIGHTS_DIR)}
 
 
 def _set_aside(chapter: str) -> Path | None:
@@ -74,9 +78,11 @@ def _compare(chapter: str, before: Path) -> None:
 
 
 def _record(chapter: str, seconds: float, trained: list[dict]) -> None:
-    """Write the from-nothing training time of `chapter` into book/retrain_timings.json (other chapters kept)."""
+    """Write the from-nothing training time of `chapter` (or of a shared model) into book/retrain_timings.json,
+    other chapters kept."""
     record = json.loads(RETRAIN_TIMINGS.read_text()) if RETRAIN_TIMINGS.is_file() else {"chapters": {}}
     devices = sorted({m["device"].split(":")[0] for m in trained})
+    target = chapter if chapter in SHARED else f"book/{chapter}.ipynb"
     record["chapters"][chapter] = {
         "seconds": round(seconds),
         "models": len(trained),
@@ -85,7 +91,7 @@ def _record(chapter: str, seconds: float, trained: list[dict]) -> None:
         "machine": machine() if devices == ["cpu"] else f"{machine()} + {torch.cuda.get_device_name()}",
         "torch": torch.__version__.split("+")[0],
         "date": datetime.date.today().isoformat(),
-        "command": f"make checkpoints NB=book/{chapter}.ipynb FROM_NOTHING=1",
+        "command": f"make checkpoints NB={target} FROM_NOTHING=1",
     }
     record["chapters"] = dict(sorted(record["chapters"].items()))
     partial = RETRAIN_TIMINGS.with_name(f".{RETRAIN_TIMINGS.name}.partial")  # never a half-written record
@@ -94,40 +100,88 @@ def _record(chapter: str, seconds: float, trained: list[dict]) -> None:
     print(f"    recorded in {RETRAIN_TIMINGS.relative_to(ROOT)}", flush=True)
 
 
+def _train_shared(name: str) -> float:
+    """Load the shared model `name`, training and storing it first when its checkpoint is missing or stale, as the
+    notebooks do under `make checkpoints`; return the wall seconds, data loading included (as in a chapter's)."""
+    from aecourse.checkpoints import CHECKPOINTS_ENV
+    from aecourse.classifier import pretrained_classifier
+    from aecourse.data import load_fashion_mnist
+    from aecourse.runtime import pick_device
+
+    if name != "classifier":  # SHARED names what this function can train
+        raise ValueError(f"no shared model called {name!r}; the shared models are: {', '.join(SHARED)}")
+    started = time.perf_counter()
+    saved = os.environ.get(CHECKPOINTS_ENV)
+    os.environ[CHECKPOINTS_ENV] = "update"
+    try:
+        device = pick_device()
+        pretrained_classifier(load_fashion_mnist(device=device), device)
+    finally:
+        if saved is None:
+            del os.environ[CHECKPOINTS_ENV]
+        else:
+            os.environ[CHECKPOINTS_ENV] = saved
+    return time.perf_counter() - started
+
+
+def _passes(target: str | Path) -> list[tuple[str, Callable[[], float], bool]]:
+    """What training `target` takes: (what it is, a call returning its wall seconds, whether it is the pass that
+    trains); a notebook is executed twice, training then loading, a shared model is trained in this process."""
+    if isinstance(target, str):
+        return [("training it if missing or stale, alone", lambda: _train_shared(target), True)]
+    notebook = target
+    training = {"AECOURSE_BUDGET": "full", "AECOURSE_RETRAIN": "0", "AECOURSE_CHECKPOINTS": "update"}
+    return [
+        # No time limit per cell: one cell trains all of a chapter's models (hours on a CPU).
+        (
+            "training what is missing or stale",
+            lambda: execute(notebook, timeout=None, env=training | {"AECOURSE_PROGRESS": "1"}, save=False),
+            True,
+        ),
+        (
+            "executing on the load path and saving the outputs",
+            lambda: execute(
+                notebook, timeout=None, env={"AECOURSE_BUDGET": "full", "AECOURSE_RETRAIN": "0"}, save=True
+            ),
+            False,
+        ),
+    ]
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--from-nothing", action="store_true", help="move each chapter's checkpoints aside first")
-    parser.add_argument("notebooks", nargs="*")
+    parser.add_argument("targets", nargs="*", help=f"notebooks, or a shared model: {', '.join(SHARED)}")
     args = parser.parse_args(argv)
-    notebooks = [Path(n) for n in args.notebooks] or sorted((ROOT / "book").glob("[0-9]*.ipynb"))
-    missing = [str(n) for n in notebooks if not n.is_file()]
+    targets: list[str | Path] = [t if t in SHARED else Path(t) for t in args.targets] or [
+        *SHARED,
+        *sorted((ROOT / "book").glob("[0-9]*.ipynb")),
+    ]
+    missing = [str(t) for t in targets if isinstance(t, Path) and not t.is_file()]
     if missing:
-        print(f"no such notebook: {', '.join(missing)}", file=sys.stderr)
+        print(
+            f"no such notebook: {', '.join(missing)}. Name notebooks (book/03_vae.ipynb) or a shared model "
+            f"({', '.join(SHARED)}), or nothing for the whole book.",
+            file=sys.stderr,
+        )
         return 2
     started = time.perf_counter()
     failed = []
-    for notebook in notebooks:
-        chapter = notebook.stem
+    for target in targets:
+        chapter = target if isinstance(target, str) else target.stem
         aside = _set_aside(chapter) if args.from_nothing else None
         before = _by_model()
         from_nothing = not any(key.startswith(f"{chapter}/") for key in before)
-        passes = (
-            ("training what is missing or stale", {"AECOURSE_CHECKPOINTS": "update", "AECOURSE_PROGRESS": "1"}, False),
-            ("executing on the load path and saving the outputs", {}, True),
-        )
-        for what, env, save in passes:
-            print(f"=== {notebook}: {what}", flush=True)
+        for what, run, trains in _passes(target):
+            print(f"=== {target}: {what}", flush=True)
             try:
-                # No time limit per cell: one cell trains all of a chapter's models (hours on a CPU).
-                seconds = execute(
-                    notebook, timeout=None, env={"AECOURSE_BUDGET": "full", "AECOURSE_RETRAIN": "0", **env}, save=save
-                )
-            except CellExecutionError as exc:  # the checkpoints stored so far stay; the next notebook still runs
-                print(f"FAILED {notebook} ({what}):\n{str(exc)[-3000:]}", file=sys.stderr, flush=True)
-                failed.append(str(notebook))
+                seconds = run()
+            except Exception as exc:  # noqa: BLE001 - the checkpoints stored so far stay; the next target still runs
+                print(f"FAILED {target} ({what}):\n{str(exc)[-3000:]}", file=sys.stderr, flush=True)
+                failed.append(str(target))
                 break
             print(f"    {seconds:.0f} s", flush=True)
-            if save:
+            if not trains:
                 continue
             trained = [m for key, m in _by_model().items() if before.get(key) != m]  # new or rewritten manifests
             print(f"    trained {len(trained)} models in this pass", flush=True)
@@ -145,7 +199,7 @@ def main(argv: list[str]) -> int:
     size = stored_size()
     print(f"checkpoints: {size:,} bytes ({size / 2**20:.1f} MiB); this run took {time.perf_counter() - started:.0f} s")
     if failed:
-        print(f"notebooks that failed: {', '.join(failed)}", file=sys.stderr)
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
 
 
