@@ -1,0 +1,64 @@
+"""What a reader installs carries the book's checkpoints: a wheel and an sdist built from the tracked files of the
+checkout hold every tracked weights file and manifest under aecourse/weights/, and nothing of the tests, the book or
+the caches. Colab's setup cell installs the package this way; without them every chapter's load path fails."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tracked(*paths: str) -> list[str]:
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("needs a git checkout: the tracked files are the reference")
+    out = subprocess.run(["git", "ls-files", "-z", *paths], cwd=ROOT, capture_output=True, check=True).stdout
+    return sorted(p for p in out.decode().split("\0") if p)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> dict[str, list[str]]:
+    """Build a wheel and an sdist, with setuptools' own PEP 517 hooks, from a copy of the tracked files (what a
+    clean clone holds): the files of each, as paths inside the package's tree."""
+    pytest.importorskip("setuptools")
+    source = tmp_path_factory.mktemp("checkout")
+    for name in _tracked():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, source / name)
+    out = tmp_path_factory.mktemp("dist")
+    for hook in ("build_sdist", "build_wheel"):  # one process each: setuptools' hooks share state within one
+        script = f"import sys; from setuptools import build_meta; build_meta.{hook}(sys.argv[1])"
+        done = subprocess.run([sys.executable, "-c", script, str(out)], cwd=source, capture_output=True, text=True)
+        assert done.returncode == 0, f"{hook} failed:\n{done.stderr[-3000:]}"
+    (wheel,) = out.glob("*.whl")
+    (sdist,) = out.glob("*.tar.gz")
+    with zipfile.ZipFile(wheel) as archive:
+        wheel_files = [n for n in archive.namelist() if not n.endswith("/")]
+    with tarfile.open(sdist) as archive:
+        sdist_files = [m.name.split("/", 1)[1] for m in archive.getmembers() if m.isfile()]
+    return {"wheel": sorted(wheel_files), "sdist": sorted(sdist_files)}
+
+
+@pytest.mark.parametrize("kind", ["wheel", "sdist"])
+def test_the_built_package_holds_every_tracked_checkpoint(built, kind):
+    tracked = _tracked("aecourse/weights")
+    assert len(tracked) > 100 and all(p.endswith((".safetensors", ".json")) for p in tracked)
+    shipped = [p for p in built[kind] if p.startswith("aecourse/weights/")]
+    assert shipped == tracked, f"the {kind}'s checkpoints differ from the tracked ones"
+
+
+@pytest.mark.parametrize("kind", ["wheel", "sdist"])
+def test_the_built_package_holds_nothing_but_the_package(built, kind):
+    allowed = ("aecourse/", "aecourse-", "aecourse.egg-info/")
+    extra = {"sdist": {"README.md", "LICENSE", "PKG-INFO", "pyproject.toml", "setup.cfg", "MANIFEST.in"}}.get(kind, set())
+    stray = [p for p in built[kind] if not p.startswith(allowed) and p not in extra]
+    assert not stray, f"the {kind} carries files that are not the package: {stray[:10]}"
+    modules = {p for p in built[kind] if p.startswith("aecourse/") and p.endswith(".py")}
+    assert modules == set(_tracked("aecourse/*.py")), "the package's modules are not exactly the tracked ones"
