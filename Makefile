@@ -47,10 +47,23 @@ endif
 # The notebooks run twice: strict nbval on the stored models (the load path: what the book shows, on the CPU so
 # that a GPU machine compares the same outputs), then every training cell at the smoke budget (--nbval-lax: the
 # outputs of a few seconds of training are not compared, but every cell must run and every assert hold).
+# The browser tests open the built book in headless Chromium; without it `make test` stops and says what to install.
+# BROWSER=skip runs everything else and says loudly that the pages were not checked.
+BROWSER ?= required
+SKIP_BROWSER := $(if $(filter skip,$(BROWSER)),--ignore=tests/test_book_in_browser.py --ignore=tests/test_explorer_in_browser.py)
+
 test: $(STAMP)
+	@case "$(BROWSER)" in required|skip) ;; *) echo "make: BROWSER must be required or skip, not '$(BROWSER)'." >&2; exit 1;; esac
+	@if [ "$(BROWSER)" = skip ]; then \
+	  echo "make test: BROWSER=skip: the browser tests are SKIPPED, so the built pages are not checked." >&2; \
+	elif ! command -v chromedriver >/dev/null 2>&1 \
+	  || ! { command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; }; then \
+	  echo "make test: Chromium and ChromeDriver are missing, and the browser tests of the built book need both." \
+	    "Install them (Debian/Ubuntu: sudo apt-get install chromium chromium-driver), or run" \
+	    "'make test BROWSER=skip' to test everything else." >&2; exit 1; fi
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory book
-	AECOURSE_DEVICE=cpu $(BIN)/python -m pytest --nbval --nbval-current-env tests book
+	AECOURSE_DEVICE=cpu $(BIN)/python -m pytest --nbval --nbval-current-env tests book $(SKIP_BROWSER)
 	AECOURSE_BUDGET=smoke AECOURSE_RETRAIN=1 $(BIN)/python -m pytest --nbval-lax --nbval-current-env book
 
 unit: $(STAMP)

@@ -1,6 +1,6 @@
 """Session-wide pytest setup: report the time each notebook took, so CI logs show where the minutes go.
 
-With AECOURSE_TIMINGS=book/timings.json, a run over the chapters also writes those times in the form the intro's
+With --write-timings=book/timings.json, a run over the chapters also writes those times in the form the intro's
 table reads (tools/time_book.py writes the same file from several runs).
 """
 
@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 _notebook_seconds: dict[str, float] = defaultdict(float)
+
+
+def pytest_addoption(parser) -> None:
+    parser.addoption(
+        "--write-timings",
+        metavar="PATH",
+        help="write each chapter notebook's time to PATH, in the form of book/timings.json (the intro's table)",
+    )
 
 
 def pytest_runtest_logreport(report) -> None:
@@ -29,7 +36,7 @@ def pytest_terminal_summary(terminalreporter) -> None:
     for path, seconds in sorted(_notebook_seconds.items()):
         terminalreporter.write_line(f"{seconds:8.1f} s  {path}")
     terminalreporter.write_line(f"{sum(_notebook_seconds.values()):8.1f} s  all notebooks")
-    target = os.environ.get("AECOURSE_TIMINGS")
+    target = terminalreporter.config.getoption("--write-timings")
     if target and terminalreporter.stats.get("failed"):
         terminalreporter.write_line(f"{target} not written: a notebook failed, so its time means nothing.")
     elif target:

@@ -5,7 +5,7 @@ its final test metrics and its per-epoch history, so every curve the book draws 
 `trained(...)` is what a chapter calls for each model. At the full budget it loads the checkpoint whose manifest
 matches the chapter's config (a mismatch, a missing file or a damaged one is an error that names the command to
 retrain); `AECOURSE_RETRAIN=1` trains instead, and the short and smoke budgets always train. `make checkpoints`
-runs the notebooks with `AECOURSE_CHECKPOINTS=update`: it loads what matches and trains and stores the rest,
+runs the notebooks with `AECOURSE_RETRAIN=missing`: it loads what matches and trains and stores the rest,
 model by model, so a killed run loses at most the model in progress.
 """
 
@@ -26,16 +26,16 @@ import torch
 from torch import nn
 
 from aecourse import __version__
-from aecourse.runtime import budget, native_bfloat16, retrain, seeded
+from aecourse.checks import CourseError
+from aecourse.runtime import budget, native_bfloat16, retrain_mode, seeded
 from aecourse.train import History
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"  # package data: a pip install carries them (Colab)
-CHECKPOINTS_ENV = "AECOURSE_CHECKPOINTS"
 SHARED_MODELS = ("classifier",)  # folders of WEIGHTS_DIR that no chapter owns: trained once, used by several
 STORED_DTYPE = torch.float16  # half the size of float32; the book's numbers are computed from these weights
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(CourseError):
     """A checkpoint is missing, damaged, or was trained with another config; the message says how to retrain."""
 
 
@@ -233,9 +233,9 @@ def trained(
     with seeded(seed):
         model = build()
     device = str(next(model.parameters()).device)
-    update = os.environ.get(CHECKPOINTS_ENV, "").strip().lower() == "update"
+    update = retrain_mode() == "missing"
     at_full = budget() == "full"
-    if at_full and not (retrain() and not update):
+    if at_full and retrain_mode() != "all":
         try:
             manifest = load(stored(model), name, seed, expect=wanted)
             extra = sorted(set(manifest["config"]) - set(wanted))

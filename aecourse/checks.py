@@ -15,6 +15,16 @@ from torch import nn
 IMAGE_SIDE = 28
 NUM_PIXELS = IMAGE_SIDE * IMAGE_SIDE
 IMAGE_SHAPES = ((NUM_PIXELS,), (1, IMAGE_SIDE, IMAGE_SIDE))
+NOISY_RANGE = (-10.0, 11.0)  # a DAE's input: images plus unclipped noise (the article's), but not 0..255 images
+
+
+class CourseError(RuntimeError):
+    """An error of the reader's setup (data, checkpoints) whose message says what went wrong and what to do. In a
+    notebook IPython shows that message alone (`_render_traceback_`), not a traceback through the package; the full
+    traceback is still there for `%tb`."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
 
 
 def model_dtype(model: nn.Module) -> torch.dtype:
@@ -35,16 +45,26 @@ def _autocast_on(device_type: str) -> bool:
 
 def check_images(
     x: torch.Tensor,
+    model: nn.Module | None = None,
     *,
-    who: str = "the model",
+    noisy: bool = False,
+    who: str | None = None,
     low: float = 0.0,
     high: float = 1.0,
     dtype: torch.dtype | None = None,
 ) -> None:
     """Refuse anything but a finite float batch of 28x28 images, (B, 784) or (B, 1, 28, 28), in [low, high].
 
-    `dtype` is the model's parameter dtype: float64 or float16 images would otherwise fail deep in a matmul.
+    Given the `model` that will read them, the message names it and the images must have its parameters' dtype
+    (float64 or float16 images would otherwise fail deep in a matmul); `noisy=True` widens the range to what a DAE's
+    noisy input may hold (NOISY_RANGE).
     """
+    if model is not None:
+        who = who or type(model).__name__
+        dtype = dtype or model_dtype(model)
+    if noisy:
+        low, high = NOISY_RANGE
+    who = who or "the model"
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{who} expects a torch.Tensor of images, got {type(x).__name__}.")
     if not x.is_floating_point():
@@ -106,3 +126,14 @@ def check_probability(name: str, value: float) -> float:
     if value > 1:
         raise ValueError(f"{name} is a probability and must lie in [0, 1]; got {value!r}.")
     return value
+
+
+def check_posterior(mu: torch.Tensor, logvar: torch.Tensor) -> None:
+    """mu and logvar of q(z|x): two tensors of the same shape (B, latent_dim)."""
+    if not (isinstance(mu, torch.Tensor) and isinstance(logvar, torch.Tensor)):
+        raise TypeError(f"mu and logvar must be torch.Tensors; got {type(mu).__name__} and {type(logvar).__name__}.")
+    if mu.shape != logvar.shape or mu.dim() != 2:
+        raise ValueError(
+            f"mu {tuple(mu.shape)} and logvar {tuple(logvar.shape)} must both be (B, latent_dim): the encoder's two "
+            "outputs for one batch."
+        )

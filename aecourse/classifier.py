@@ -8,7 +8,7 @@ same instrument; `make checkpoints` trains it when its checkpoint is missing.
 
 from __future__ import annotations
 
-import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,11 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aecourse.checkpoints import CHECKPOINTS_ENV, CheckpointError, load, save, training_config
+from aecourse.checkpoints import CheckpointError, load, save, training_config
 from aecourse.checks import check_images, model_dtype
 from aecourse.data import FashionMNIST
 from aecourse.inference import predict
-from aecourse.train import History, fit
+from aecourse.runtime import retrain_mode
+from aecourse.train import History, train_epoch
 
 CHECKPOINT = "classifier/fashion_cnn"
 MIN_ACCURACY = 0.88  # below this, the classifier cannot tell the classes apart well enough to judge samples
@@ -62,30 +63,27 @@ class FashionClassifier(nn.Module):
         return self.head(self.features(x))
 
 
-def _cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-    return F.cross_entropy(model(x), y)
-
-
 def train_classifier(model: FashionClassifier, data: FashionMNIST, settings: ClassifierSettings) -> History:
-    """Train the classifier in place, seeded, with the learning rate halved after every epoch."""
+    """Train the classifier in place with chapter 1's loop, seeded, with the learning rate halved after every epoch."""
     device = next(model.parameters()).device
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     x_train, y_train = data.x_train.to(device), data.y_train.to(device)
+
+    def cross_entropy(model: nn.Module, idx: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(model(x_train[idx]), y_train[idx])
+
+    # train_epoch batches the rows of the tensor it is given: here the images' indices, so that each batch's labels
+    # come with its images (the same batches, in the same order, as batches of the images themselves)
+    indices = torch.arange(len(x_train), device=device)
     history = History()
     for epoch in range(settings.num_epochs):
         for group in optimizer.param_groups:
             group["lr"] = settings.lr * 0.5**epoch
-        seed = settings.seed + epoch  # a new shuffle each epoch
-        fit(
-            model,
-            _cross_entropy,
-            x_train,
-            y_train,
-            num_epochs=1,
-            batch_size=settings.batch_size,
-            optimizer=optimizer,
-            seed=seed,
-            history=history,
+        shuffle = torch.Generator().manual_seed(settings.seed + epoch)  # a new order each epoch
+        start = time.perf_counter()
+        train = train_epoch(model, optimizer, cross_entropy, indices, batch_size=settings.batch_size, generator=shuffle)
+        history.rows.append(
+            {"epoch": float(epoch + 1), "train_loss": train["loss"], "seconds": time.perf_counter() - start}
         )
     return history
 
@@ -113,7 +111,7 @@ def pretrained_classifier(
     try:
         load(model, CHECKPOINT, settings.seed, expect=training_config(settings), root=root)
     except CheckpointError:
-        if os.environ.get(CHECKPOINTS_ENV, "").strip().lower() != "update":
+        if retrain_mode() != "missing":
             raise
         with torch.random.fork_rng(devices=[]):
             history = train_classifier(model, data, settings)

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import torch
 
-from aecourse.checks import check_nonnegative, check_probability
+from aecourse.checks import CourseError, check_nonnegative, check_probability
+from aecourse.runtime import on_colab
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 DATA_ENV = "AECOURSE_DATA"
@@ -47,7 +48,7 @@ CLASS_NAMES: tuple[str, ...] = (
 IMAGE_SHAPE = (1, 28, 28)
 
 
-class DataError(RuntimeError):
+class DataError(CourseError):
     """The data could not be found or did not pass verification; the message says what to do."""
 
 
@@ -296,8 +297,17 @@ def _download(root: Path) -> None:
         for train in (True, False):
             TorchvisionFashionMNIST(root=str(root), train=train, download=True)
     except Exception as exc:  # urllib, HTTP or checksum errors from deep inside torchvision
+        where = (
+            "On Colab: check that the runtime is connected, and run the cell again (torchvision's mirrors are "
+            "sometimes down for a while); or upload the four IDX files into a folder and set "
+            f"{DATA_ENV} to it (%env {DATA_ENV}=/content/fashion-mnist) before this cell.\n"
+            if on_colab()
+            else ""
+        )
         raise DataError(
-            f"Fashion-MNIST was not found locally and the download into {root} failed ({exc}).\n" + HOW_TO_GET_IT
+            f"Fashion-MNIST was not found locally and torchvision's download into {root} failed ({exc}).\n"
+            + where
+            + HOW_TO_GET_IT
         ) from exc
 
 
@@ -359,15 +369,18 @@ def load_fashion_mnist(
     root: str | Path | None = None,
     *,
     device: torch.device | str = "cpu",
-    download: bool = False,
+    download: bool | None = None,
     cache_dir: str | Path | None = None,
     spec: IdxSpec = FASHION_MNIST,
 ) -> FashionMNIST:
     """Load Fashion-MNIST (Xiao et al. 2017) as tensors on `device`; used by every chapter.
 
-    `download=True` lets torchvision fetch the files when none are found locally (Colab); into `root` or
-    $AECOURSE_DATA when one is given, else into the cache.
+    `download=True` lets torchvision fetch the files when none are found locally; into `root` or $AECOURSE_DATA
+    when one is given, else into the cache. By default (None) it downloads on Colab only: elsewhere the files are
+    installed (`apt-get install dataset-fashion-mnist`) and a missing file is an error that says so.
     """
+    if download is None:
+        download = on_colab()
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     files = find_fashion_mnist(root, cache_dir=cache, spec=spec)
     if files is None:
@@ -403,27 +416,38 @@ def _to_unit_float(images: torch.Tensor, device: torch.device | str) -> torch.Te
     return images.to(device).unsqueeze(1).float().div_(255.0)
 
 
+# The definitions between `fmt: off` and `fmt: on` are shown in chapter 2, at the book's 75 columns: the chapter's
+# cell and the definition here are one source (tests/test_taught_code.py).
+# fmt: off
 def add_gaussian_noise(
-    x: torch.Tensor, sigma: float = 0.2, *, clip: bool = True, generator: torch.Generator | None = None
+    x: torch.Tensor,
+    sigma: float = 0.2,
+    *,
+    clip: bool = True,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """x_noisy = x + sigma * eps, eps ~ N(0, I) (chapter 2). Clipped to [0, 1] by default.
-
-    The source article leaves the noisy pixels outside [0, 1]; the course clips them so the input lives in
-    the same range as the images the sigmoid decoder is asked to produce. Pass clip=False to see the difference.
-    """
-    sigma = check_nonnegative("sigma (the noise's standard deviation)", sigma)  # NaN would give NaN images
-    eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    """x_noisy = x + sigma * eps with eps ~ N(0, I) (ch. 2), clipped to
+    [0, 1] unless clip=False (the article leaves it unclipped)."""
+    sigma = check_nonnegative("sigma (the noise's std)", sigma)
+    eps = torch.randn(
+        x.shape, generator=generator, device=x.device, dtype=x.dtype
+    )
     x_noisy = x + sigma * eps
     return x_noisy.clamp_(0.0, 1.0) if clip else x_noisy
 
 
 def add_masking_noise(
-    x: torch.Tensor, drop_prob: float = 0.3, *, generator: torch.Generator | None = None
+    x: torch.Tensor,
+    drop_prob: float = 0.3,
+    *,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Masking noise (Vincent et al. 2008): each pixel is set to 0 with probability `drop_prob` (chapter 2)."""
+    """Masking noise (Vincent et al. 2008; ch. 2): each pixel is set to 0
+    with probability drop_prob, the others are kept as they are."""
     drop_prob = check_probability("drop_prob", drop_prob)
-    keep = torch.rand(x.shape, generator=generator, device=x.device) >= drop_prob
-    return x * keep
+    keep = torch.rand(x.shape, generator=generator, device=x.device)
+    return x * (keep >= drop_prob)
+# fmt: on
 
 
 def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

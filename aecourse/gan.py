@@ -1,8 +1,8 @@
 """The GAN of chapter 4 (Goodfellow et al. 2014): its two networks, its two losses and its adversarial loop.
 
 Its training is not one loss minimised by `aecourse.train.fit`: two networks take turns with two optimisers, so the
-loop lives here with the networks. The generator is the same network as the chapter 3 VAE's decoder
-(`aecourse.models.mlp_decoder`, then a sigmoid), so that the comparison changes the objective and nothing else.
+step and the loop live here with the networks. The generator is the same network as the chapter 3 VAE's decoder
+(then a sigmoid), so that the comparison changes the objective and nothing else.
 Sampling, interpolation and the measurements treat the GAN and the VAE alike (`aecourse.inference`, `metrics`).
 """
 
@@ -16,71 +16,127 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aecourse.checks import NUM_PIXELS, check_images, check_nonnegative
-from aecourse.models import StandardNormalPrior, mlp_decoder
+from aecourse.checks import check_images, check_nonnegative
 from aecourse.runtime import evaluating, progress
 from aecourse.train import History
 
+# The definitions between `fmt: off` and `fmt: on` are shown in chapter 4, at the book's 75 columns: the chapter's
+# cell and the definition here are one source (tests/test_taught_code.py).
 
+
+# fmt: off
 class Generator(nn.Module):
-    """G(z): latent_dim -> hidden_dim -> 784 with a sigmoid, the same network as the MLP VAE's decoder."""
+    """G(z): latent_dim -> hidden_dim -> 784 with a sigmoid (ch. 4): the
+    same network as the decoder of chapter 3's VAE."""
 
-    def __init__(self, latent_dim: int = 20, hidden_dim: int = 400) -> None:
+    def __init__(self, latent_dim=20, hidden_dim=400):
         super().__init__()
-        self.net = mlp_decoder(latent_dim, hidden_dim)
+        self.net = nn.Sequential(
+            nn.Linear(latent_dim, hidden_dim),
+            nn.ReLU(),
+            nn.Linear(hidden_dim, 784),
+        )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """Images in [0, 1], flattened (B, 784), like VAE.decode."""
-        return torch.sigmoid(self.net(z))
+        return torch.sigmoid(self.net(z))  # images in [0, 1], (B, 784)
+# fmt: on
 
 
+# fmt: off
 class Discriminator(nn.Module):
-    """D(x): 784 -> hidden_dim -> 1 logit, the size of the VAE's encoder; LeakyReLU as in DCGAN (Radford et al.).
+    """D(x): 784 -> hidden_dim -> 1 logit of "x is real" (ch. 4): as large
+    as the VAE's encoder, with LeakyReLU as in DCGAN and dropout on its
+    hidden layer, as Goodfellow et al. (2014) trained theirs."""
 
-    `dropout` on the hidden layer while training, as Goodfellow et al. (2014, sec. 5) trained their discriminators:
-    a discriminator that cannot memorise the training images keeps giving the generator a useful gradient (ch. 4
-    measures what it does to the spread between seeds).
-    """
-
-    def __init__(self, hidden_dim: int = 400, dropout: float = 0.0) -> None:
+    def __init__(self, hidden_dim=400, dropout=0.0):
         super().__init__()
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout is the probability of zeroing a unit, in [0, 1); got {dropout}.")
+            raise ValueError(f"dropout must lie in [0, 1); got {dropout}.")
         self.net = nn.Sequential(
-            nn.Linear(NUM_PIXELS, hidden_dim), nn.LeakyReLU(0.2), nn.Dropout(dropout), nn.Linear(hidden_dim, 1)
+            nn.Linear(784, hidden_dim),
+            nn.LeakyReLU(0.2),
+            nn.Dropout(dropout),
+            nn.Linear(hidden_dim, 1),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The logit of D(x) = P(x is real), shape (B,)."""
-        return self.net(x.reshape(x.shape[0], NUM_PIXELS)).squeeze(1)  # (B, 1, 28, 28) -> (B, 784) -> (B,)
+        logits = self.net(x.reshape(len(x), 784))  # (B, 784) -> (B, 1)
+        return logits.squeeze(1)  # the logit of D(x), (B,)
+# fmt: on
 
 
-class GAN(StandardNormalPrior, nn.Module):
-    """A generator and a discriminator; `decode` and `sample_prior` match the VAE's, so both are sampled alike."""
+# fmt: off
+class GAN(nn.Module):
+    """A generator and a discriminator (ch. 4); `latent_dim` and `decode`
+    are the VAE's, so that both are sampled alike."""
 
-    def __init__(self, latent_dim: int = 20, hidden_dim: int = 400, *, dropout: float = 0.0) -> None:
+    def __init__(self, latent_dim=20, hidden_dim=400, *, dropout=0.0):
         super().__init__()
         self.latent_dim = latent_dim
         self.generator = Generator(latent_dim, hidden_dim)
         self.discriminator = Discriminator(hidden_dim, dropout)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """x = G(z), flattened (B, 784) in [0, 1]."""
-        return self.generator(z)
+        return self.generator(z)  # x = G(z), (B, 784) in [0, 1]
+# fmt: on
 
 
-def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """-[log D(x) + log(1 - D(G(z)))], batch mean: the discriminator's side of the minimax game (Goodfellow et al.
-    2014, eq. 1), computed from logits for numerical stability."""
-    real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
-    fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
-    return real + fake
+# fmt: off
+def discriminator_loss(
+    real_logits: torch.Tensor, fake_logits: torch.Tensor
+) -> torch.Tensor:
+    """-[log D(x) + log(1 - D(G(z)))], averaged over the batch: D's side
+    of the minimax game (Goodfellow et al. 2014, eq. 1), from logits."""
+    cross_entropy = F.binary_cross_entropy_with_logits
+    real = cross_entropy(real_logits, torch.ones_like(real_logits))
+    fake = cross_entropy(fake_logits, torch.zeros_like(fake_logits))
+    return real + fake  # label 1 for the real images, 0 for G's
 
 
 def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
-    """-log D(G(z)), the non-saturating generator loss that Goodfellow et al. (2014, sec. 3) recommend over
-    minimising log(1 - D(G(z))), whose gradient vanishes when D rejects the samples confidently."""
-    return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+    """-log D(G(z)): the non-saturating loss Goodfellow et al. (2014) use
+    instead of log(1 - D(G(z))), whose gradient vanishes when D wins."""
+    cross_entropy = F.binary_cross_entropy_with_logits
+    return cross_entropy(fake_logits, torch.ones_like(fake_logits))
+# fmt: on
+
+
+# fmt: off
+def gan_step(
+    gan: GAN,
+    x: torch.Tensor,
+    z: torch.Tensor,
+    opt_d: torch.optim.Optimizer,
+    opt_g: torch.optim.Optimizer,
+) -> dict[str, torch.Tensor]:
+    """One round of the game (ch. 4): a discriminator update, then a
+    generator update against the discriminator just updated."""
+    x_fake = gan.generator(z)
+    # 1. D learns to tell x from G(z); detach: this update leaves G alone
+    real_logits = gan.discriminator(x)
+    fake_logits = gan.discriminator(x_fake.detach())
+    d_loss = discriminator_loss(real_logits, fake_logits)
+    opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    opt_d.step()
+    # 2. G learns to make D call its images real
+    fake_logits = gan.discriminator(x_fake)
+    g_loss = generator_loss(fake_logits)
+    opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
+    opt_g.step()
+    return {
+        "d_loss": d_loss.detach(),
+        "g_loss": g_loss.detach(),
+        "d_real": torch.sigmoid(real_logits).mean().detach(),  # D(x)
+        "d_fake": torch.sigmoid(fake_logits).mean().detach(),  # D(G(z))
+    }
+# fmt: on
+
+
+def _gradient_norm(module: nn.Module) -> torch.Tensor:
+    """The norm of the gradients a module's parameters hold now (an optimizer step leaves them as they were)."""
+    return torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in module.parameters()]))
 
 
 def train_gan(
@@ -92,12 +148,12 @@ def train_gan(
     lr: float = 2e-4,
     adam_betas: tuple[float, float] = (0.5, 0.999),
     seed: int = 0,
-    history: History | None = None,
     epoch_end: Callable[[nn.Module], dict[str, float]] | None = None,
+    step: Callable[..., dict[str, torch.Tensor]] | None = None,
 ) -> History:
-    """Alternate one discriminator step and one generator step per batch (Goodfellow et al. 2014, Algorithm 1
-    with k = 1); return one History row per epoch: d_loss, g_loss, the mean D(x) and D(G(z)), the generator's mean
-    gradient norm, seconds (ch. 4).
+    """`step` over shuffled batches, epoch after epoch (Goodfellow et al. 2014, Algorithm 1 with k = 1): the
+    chapter's own `gan_step` when it hands it, the package's otherwise. One History row per epoch: d_loss, g_loss,
+    the mean D(x) and D(G(z)), the generator's mean gradient norm, seconds (ch. 4).
 
     Adam with lr 2e-4 and beta1 = 0.5 follows Radford et al. (2016). Seeded: the shuffle and the noise z come
     from generators seeded by `seed`. A non-finite loss stops training; the row is kept so the run reads as failed.
@@ -114,38 +170,19 @@ def train_gan(
     opt_g = torch.optim.Adam(gan.generator.parameters(), lr=lr, betas=adam_betas)
     shuffle = torch.Generator().manual_seed(seed)
     noise = torch.Generator(device=device).manual_seed(seed + 1)
-    history = history if history is not None else History()
+    history = History()
     n = len(x_train)
-    steps = math.ceil(n / batch_size)
     gan.train()
-    first = len(history) + 1
-    for epoch in progress(range(first, first + num_epochs), total=num_epochs, desc="GAN epochs", leave=True):
+    for epoch in progress(range(1, num_epochs + 1), total=num_epochs, desc="GAN epochs", leave=True):
         start = time.perf_counter()
         totals = torch.zeros(5, device=device)  # d_loss, g_loss, D(x), D(G(z)), |grad G|, summed over images
         order = torch.randperm(n, generator=shuffle).to(device)
-        for i in progress(range(0, n, batch_size), total=steps, desc=f"epoch {epoch}"):
+        for i in range(0, n, batch_size):
             x = x_train[order[i : i + batch_size]]
             z = torch.randn(len(x), gan.latent_dim, generator=noise, device=device)
-            x_fake = gan.generator(z)
-            # Discriminator step: G's output is detached so only D moves.
-            real_logits = gan.discriminator(x)
-            fake_logits = gan.discriminator(x_fake.detach())
-            d_loss = discriminator_loss(real_logits, fake_logits)
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
-            # Generator step, against the discriminator just updated.
-            fake_logits = gan.discriminator(x_fake)
-            g_loss = generator_loss(fake_logits)
-            opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            g_grad = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in gan.generator.parameters()]))
-            opt_g.step()
-            with torch.no_grad():
-                batch = torch.stack(
-                    [d_loss, g_loss, torch.sigmoid(real_logits).mean(), torch.sigmoid(fake_logits).mean(), g_grad]
-                )
-                totals += batch * len(x)
+            values = (step or gan_step)(gan, x, z, opt_d, opt_g)
+            batch = torch.stack([*values.values(), _gradient_norm(gan.generator)])
+            totals += batch * len(x)
         values = (totals / n).tolist()
         row = {"epoch": float(epoch), "d_loss": values[0], "g_loss": values[1], "d_real": values[2]}
         row.update({"d_fake": values[3], "g_grad_norm": values[4], "seconds": time.perf_counter() - start})

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from aecourse.checks import IMAGE_SIDE, check_nonnegative
-from aecourse.losses import ELBOTerms, elbo_terms, gaussian_kl_per_dim
+from aecourse.losses import gaussian_kl, vae_loss
 from aecourse.runtime import evaluating
 
 
@@ -52,11 +52,21 @@ def reconstruct(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return decode(model, encode(model, x)).reshape(x.shape)
 
 
+def prior_codes(model: nn.Module, num_samples: int, *, seed: int = 0) -> torch.Tensor:
+    """z ~ N(0, I), (num_samples, latent_dim), drawn from `seed` on the model's device: the codes that a VAE's
+    decoder and a GAN's generator turn into new images (`generate`). A model with a prior of its own brings a
+    `sample_prior(num_samples, device=, generator=)` method (chapter 4's autoencoder with a Gaussian fitted to its
+    codes)."""
+    device = next(model.parameters()).device
+    generator = torch.Generator(device).manual_seed(seed)
+    if hasattr(model, "sample_prior"):
+        return model.sample_prior(num_samples, device=device, generator=generator)
+    return torch.randn(num_samples, model.latent_dim, device=device, generator=generator)
+
+
 def generate(model: nn.Module, num_samples: int, *, seed: int = 0) -> torch.Tensor:
     """num_samples new images (N, 1, 28, 28): decode(z), z ~ N(0, I) drawn from `seed` (a VAE and a GAN alike)."""
-    device = next(model.parameters()).device
-    z = model.sample_prior(num_samples, device=device, generator=torch.Generator(device).manual_seed(seed))
-    return decode(model, z)
+    return decode(model, prior_codes(model, num_samples, seed=seed))
 
 
 def interpolate(model: nn.Module, z_start: torch.Tensor, z_end: torch.Tensor, num_steps: int) -> torch.Tensor:
@@ -78,18 +88,25 @@ def predict(classifier: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return batched(lambda batch: classifier(batch).argmax(1), x)
 
 
-def elbo_per_image(model: nn.Module, x: torch.Tensor, *, seed: int = 0) -> ELBOTerms:
-    """log p(x|z) (one seeded z per image) and KL(q(z|x) || p(z)) for every image (ch. 3): the anomaly scores."""
+def elbo_per_image(model: nn.Module, x: torch.Tensor, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two terms of the -ELBO for every image (ch. 3): the reconstruction term -log p(x|z) at one seeded z per
+    image, and KL(q(z|x) || p(z)), each (N,): the anomaly scores of a VAE."""
+    reconstruction, kl = [], []
     with evaluating(model, seed=seed):
-        parts = [elbo_terms(model, x[i : i + 1000]) for i in range(0, len(x), 1000)]
-    return ELBOTerms(torch.cat([p.log_px_given_z for p in parts]), torch.cat([p.kl for p in parts]))
+        for i in range(0, len(x), 1000):
+            batch = x[i : i + 1000]
+            x_logits, mu, logvar = model(batch)
+            _, batch_reconstruction, batch_kl = vae_loss(x_logits, batch, mu, logvar)
+            reconstruction.append(batch_reconstruction)
+            kl.append(batch_kl)
+    return torch.cat(reconstruction), torch.cat(kl)
 
 
 def kl_per_dimension(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """KL(q(z_j|x) || N(0, 1)) of each latent dimension, averaged over the images, (latent_dim,); it sums to the
     rate. A dimension with a KL near 0 carries no information about the image (ch. 3)."""
     mu, logvar = posterior(model, x)
-    return gaussian_kl_per_dim(mu, logvar).mean(0)
+    return gaussian_kl(mu, logvar).mean(0)
 
 
 def gaussian_grid_2d(num_per_side: int, *, low: float = 0.05, high: float = 0.95) -> torch.Tensor:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from aecourse.checks import check_same_images
-from aecourse.inference import batched, generate, interpolate, predict
+from aecourse.inference import batched, generate, interpolate, predict, prior_codes
 from aecourse.losses import iwae_bound
 from aecourse.runtime import evaluating
 
@@ -183,8 +183,7 @@ def interpolation_steps(
     """Feature distances between consecutive frames of `num_pairs` straight latent paths, (num_pairs, num_steps - 1)
     (ch. 4). A smooth path moves in even steps; one large step among small ones is a jump in what the image shows.
     The endpoints z0, z1 ~ N(0, I) are drawn from `seed`."""
-    device = next(model.parameters()).device
-    ends = model.sample_prior(2 * num_pairs, device=device, generator=torch.Generator(device).manual_seed(seed))
+    ends = prior_codes(model, 2 * num_pairs, seed=seed)
     frames = interpolate(model, ends[:num_pairs], ends[num_pairs:], num_steps)  # (P, T, 1, 28, 28)
     extract = feature_extractor.features if hasattr(feature_extractor, "features") else feature_extractor
     with evaluating(feature_extractor):

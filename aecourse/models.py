@@ -1,112 +1,88 @@
-"""The networks of the course: the article's autoencoder (ch. 1), denoising autoencoders (ch. 2), MLP VAE (ch. 3)
-and convolutional VAE (ch. 5), and the PCA baseline they are measured against (ch. 1, 2).
+"""The networks of the course: the article's autoencoder (ch. 1), denoising autoencoders (ch. 2), the
+reparameterization and the MLP VAE (ch. 3), the convolutional VAE (ch. 5), and the PCA baseline they are measured
+against (ch. 1, 2). The GAN's two networks live with its game, in `aecourse.gan`.
 
-Every network takes images as (B, 1, 28, 28) or flattened (B, 784) and returns them in the shape it was given;
-a batch of the wrong type, dtype, shape or range is refused at `encode` with a message that says what was expected.
+Every network takes images as (B, 1, 28, 28) or flattened (B, 784); a batch of the wrong type, dtype, shape or
+range is refused at `encode` with a message that says what was expected.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aecourse.checks import IMAGE_SIDE, NUM_PIXELS, check_images, model_dtype
+from aecourse.checks import IMAGE_SIDE, check_images
 
-NOISY_RANGE = (-10.0, 11.0)  # a DAE's input: images plus unclipped noise (the article's), but not 0..255 images
-
-
-def _flatten(x: torch.Tensor) -> torch.Tensor:
-    return x.reshape(x.shape[0], NUM_PIXELS)  # (B, 1, 28, 28) or (B, 784) -> (B, 784)
-
-
-def _as_maps(x: torch.Tensor) -> torch.Tensor:
-    return x.reshape(x.shape[0], 1, IMAGE_SIDE, IMAGE_SIDE)  # (B, 784) or (B, 1, 28, 28) -> (B, 1, 28, 28)
+# The classes and functions between `fmt: off` and `fmt: on` are shown in the chapters that teach them, at the
+# book's 75 columns: the chapter's cell and the definition here are one source (tests/test_taught_code.py).
 
 
 def count_parameters(*modules: nn.Module) -> int:
-    """The number of trainable numbers in the given modules together (ch. 1, 2, 4)."""
+    """The number of trainable numbers in the given modules together (ch. 2, 4)."""
     return sum(p.numel() for module in modules for p in module.parameters())
 
 
-def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """z = mu + sigma * eps with eps ~ N(0, I): a sample that gradients flow through (Kingma & Welling 2014)."""
-    return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-
-
-class StandardNormalPrior:
-    """The prior p(z) = N(0, I) that a VAE's decoder and a GAN's generator turn into new images."""
-
-    latent_dim: int
-
-    def sample_prior(
-        self, num_samples: int, *, device: torch.device | str | None = None, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        """z ~ N(0, I), shape (num_samples, latent_dim)."""
-        if device is None:
-            device = next(self.parameters()).device  # type: ignore[attr-defined]
-        return torch.randn(num_samples, self.latent_dim, device=device, generator=generator)
-
-
-def mlp_decoder(latent_dim: int, hidden_dim: int) -> nn.Sequential:
-    """latent_dim -> hidden_dim -> 784 logits: the MLP VAE's decoder and, the same network, the GAN's generator."""
-    return nn.Sequential(nn.Linear(latent_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, NUM_PIXELS))
-
-
+# fmt: off
 class Autoencoder(nn.Module):
-    """The article's autoencoder: 784-256-latent_dim-256-784, z = f(x), x_hat = g(z) (ch. 1).
+    """The article's autoencoder, 784-256-d-256-784 (ch. 1). A sigmoid
+    output keeps x_hat in [0, 1], as the BCE loss needs."""
 
-    The article ends the decoder in a plain linear layer, which suits the MSE loss; `sigmoid_output=True`
-    keeps x_hat in [0, 1], which the BCE loss needs.
-    """
-
-    def __init__(self, latent_dim: int = 64, hidden_dim: int = 256, *, sigmoid_output: bool = False) -> None:
+    def __init__(self, latent_dim, hidden_dim=256, sigmoid_output=False):
         super().__init__()
         self.latent_dim = latent_dim
         self.sigmoid_output = sigmoid_output
-        self.encoder = nn.Sequential(nn.Linear(NUM_PIXELS, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, latent_dim))
-        self.decoder = nn.Sequential(nn.Linear(latent_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, NUM_PIXELS))
+        self.encoder = nn.Sequential(  # f: 784 -> hidden -> latent
+            nn.Linear(784, hidden_dim),
+            nn.ReLU(),
+            nn.Linear(hidden_dim, latent_dim),
+        )
+        self.decoder = nn.Sequential(  # g: latent -> hidden -> 784
+            nn.Linear(latent_dim, hidden_dim),
+            nn.ReLU(),
+            nn.Linear(hidden_dim, 784),
+        )
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """z = f(x), shape (B, latent_dim)."""
-        check_images(x, who=type(self).__name__, dtype=model_dtype(self))
-        return self.encoder(_flatten(x))
+        check_images(x, self)  # a clear error for a wrong batch
+        return self.encoder(x.reshape(len(x), 784))  # z: (B, latent_dim)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """x_hat = g(z), flattened (B, 784)."""
-        out = self.decoder(z)
-        return torch.sigmoid(out) if self.sigmoid_output else out
+        x_hat = self.decoder(z)  # (B, 784)
+        return torch.sigmoid(x_hat) if self.sigmoid_output else x_hat
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x)).reshape(x.shape)
+# fmt: on
 
 
+# fmt: off
 class DenoisingAutoencoder(nn.Module):
-    """The article's denoising autoencoder: one hidden layer 784-256-784 with a sigmoid output (ch. 2).
+    """The article's DAE, 784-256-784 (ch. 2). Its code is the hidden
+    layer: the noise, not a bottleneck, keeps it from learning the
+    identity, so it need not compress."""
 
-    Its code is the hidden layer of `hidden_dim` units: a DAE need not compress, since the noise, not a bottleneck,
-    keeps it from learning the identity. Noisy inputs may leave [0, 1] (the article does not clip); 0..255 may not.
-    """
-
-    def __init__(self, hidden_dim: int = 256) -> None:
+    def __init__(self, hidden_dim=256):
         super().__init__()
         self.hidden_dim = hidden_dim
-        self.encoder = nn.Sequential(nn.Linear(NUM_PIXELS, hidden_dim), nn.ReLU())
-        self.decoder = nn.Sequential(nn.Linear(hidden_dim, NUM_PIXELS), nn.Sigmoid())
+        self.encoder = nn.Sequential(nn.Linear(784, hidden_dim), nn.ReLU())
+        self.decoder = nn.Sequential(
+            nn.Linear(hidden_dim, 784), nn.Sigmoid()
+        )
 
     def encode(self, x_noisy: torch.Tensor) -> torch.Tensor:
-        check_images(x_noisy, who=type(self).__name__, low=NOISY_RANGE[0], high=NOISY_RANGE[1], dtype=model_dtype(self))
-        return self.encoder(_flatten(x_noisy))
+        check_images(x_noisy, self, noisy=True)  # may leave [0, 1] a bit
+        return self.encoder(x_noisy.reshape(len(x_noisy), 784))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)
+        return self.decoder(z)  # the clean image it guesses, (B, 784)
 
     def forward(self, x_noisy: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x_noisy)).reshape(x_noisy.shape)
+# fmt: on
 
 
 class ConvDenoisingAutoencoder(nn.Module):
@@ -133,8 +109,8 @@ class ConvDenoisingAutoencoder(nn.Module):
 
     def encode(self, x_noisy: torch.Tensor) -> torch.Tensor:
         """z: a (B, 2c, 7, 7) feature map."""
-        check_images(x_noisy, who=type(self).__name__, low=NOISY_RANGE[0], high=NOISY_RANGE[1], dtype=model_dtype(self))
-        return self.encoder(_as_maps(x_noisy))
+        check_images(x_noisy, self, noisy=True)
+        return self.encoder(x_noisy.reshape(len(x_noisy), 1, IMAGE_SIDE, IMAGE_SIDE))  # (B, 784) -> (B, 1, 28, 28)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)  # (B, 2c, 7, 7) -> (B, 1, 28, 28)
@@ -143,47 +119,46 @@ class ConvDenoisingAutoencoder(nn.Module):
         return self.decode(self.encode(x_noisy)).reshape(x_noisy.shape)
 
 
-class VAE(StandardNormalPrior, nn.Module):
-    """The article's MLP VAE (784-400-latent_dim, as in pytorch/examples) with a Bernoulli decoder (ch. 3, 4).
+# fmt: off
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """z = mu + sigma * eps with eps ~ N(0, I): a sample of q(z|x) that
+    gradients flow through to mu and logvar (Kingma & Welling 2014)."""
+    eps = torch.randn_like(mu)  # the randomness, outside the network
+    return mu + eps * torch.exp(0.5 * logvar)  # sigma = exp(logvar / 2)
+# fmt: on
 
-    The article's layers fc1, fc21, fc22, fc3, fc4 are named here for what they compute: `encoder` (fc1 and its
-    ReLU), `mu_head` (fc21), `logvar_head` (fc22) and `decoder` (fc3, ReLU, fc4: the logits of p(x|z)).
-    forward() returns (x_hat, mu, logvar) with a sampled z, the quantities the ELBO needs.
-    """
 
-    reparameterize = staticmethod(reparameterize)
+# fmt: off
+class VAE(nn.Module):
+    """The article's MLP VAE, 784-400-20 as in pytorch/examples (ch. 3):
+    the encoder gives mu and logvar of q(z|x), the decoder the logits of
+    p(x|z) (the article's fc1; fc21, fc22; fc3 and fc4)."""
 
-    def __init__(self, latent_dim: int = 20, hidden_dim: int = 400) -> None:
+    def __init__(self, latent_dim=20, hidden_dim=400):
         super().__init__()
         self.latent_dim = latent_dim
-        self.encoder = nn.Sequential(nn.Linear(NUM_PIXELS, hidden_dim), nn.ReLU())
+        self.encoder = nn.Sequential(nn.Linear(784, hidden_dim), nn.ReLU())
         self.mu_head = nn.Linear(hidden_dim, latent_dim)
         self.logvar_head = nn.Linear(hidden_dim, latent_dim)
-        self.decoder = mlp_decoder(latent_dim, hidden_dim)
+        self.decoder = nn.Sequential(
+            nn.Linear(latent_dim, hidden_dim),
+            nn.ReLU(),
+            nn.Linear(hidden_dim, 784),
+        )
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """q(z|x) = N(mu, diag(exp(logvar))): returns mu, logvar, each (B, latent_dim)."""
-        check_images(x, who=type(self).__name__, dtype=model_dtype(self))
-        h = self.encoder(_flatten(x))  # (B, 784) -> (B, hidden_dim)
-        return self.mu_head(h), self.logvar_head(h)
-
-    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
-        """The Bernoulli logits of p(x|z), flattened (..., 784); the losses use them for stable log-probabilities."""
-        return self.decoder(z)
+        check_images(x, self)  # a clear error for a wrong batch
+        h = self.encoder(x.reshape(len(x), 784))  # (B, hidden_dim)
+        return self.mu_head(h), self.logvar_head(h)  # (B, latent_dim) each
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """The Bernoulli means of p(x|z), flattened (..., 784), in [0, 1]."""
-        return torch.sigmoid(self.decode_logits(z))
+        return torch.sigmoid(self.decoder(z))  # the means of p(x|z)
 
-    def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """log p(x|z) summed over pixels; z may carry leading sample dimensions, (K, B, latent_dim) -> (K, B)."""
-        logits = self.decode_logits(z).to(x.dtype)  # float32 log-probabilities under bfloat16 autocast
-        target = _flatten(x).expand_as(logits)
-        return -F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(-1)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         mu, logvar = self.encode(x)
-        return self.decode(reparameterize(mu, logvar)).reshape(x.shape), mu, logvar
+        z = reparameterize(mu, logvar)  # (B, latent_dim)
+        return self.decoder(z), mu, logvar  # x_logits (B, 784), mu, logvar
+# fmt: on
 
 
 class CroppedConvTranspose2d(nn.ConvTranspose2d):
@@ -207,7 +182,7 @@ class CroppedConvTranspose2d(nn.ConvTranspose2d):
         return cropped.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
-class ConvVAE(StandardNormalPrior, nn.Module):
+class ConvVAE(nn.Module):
     """The conv VAE of the article's torchbearer section, with shape comments that hold (ch. 5).
 
     The article comments `B, 32, 28, 28` after the first conv (it is 29x29: kernel 4, padding 2) and
@@ -216,8 +191,6 @@ class ConvVAE(StandardNormalPrior, nn.Module):
     ends without a sigmoid, as in the article, and is trained with a summed MSE. Its 14 -> 29 layer is a
     `CroppedConvTranspose2d`: the article's layer, computed on a fast path.
     """
-
-    reparameterize = staticmethod(reparameterize)
 
     def __init__(self, latent_dim: int = 10) -> None:
         super().__init__()
@@ -241,21 +214,14 @@ class ConvVAE(StandardNormalPrior, nn.Module):
         )
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        check_images(x, who=type(self).__name__, dtype=model_dtype(self))
-        h = self.encoder(_as_maps(x)).relu()  # (B, 1, 28, 28) -> (B, 64, 7, 7)
+        check_images(x, self)
+        h = self.encoder(x.reshape(len(x), 1, IMAGE_SIDE, IMAGE_SIDE)).relu()  # (B, 1, 28, 28) -> (B, 64, 7, 7)
         h = h.flatten(1)  # (B, 64, 7, 7) -> (B, 3136)
         return self.mu_head(h), self.logvar_head(h)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         h = self.upsample(z).relu().view(-1, 64, 7, 7)  # (B, latent_dim) -> (B, 3136) -> (B, 64, 7, 7)
         return self.decoder(h)  # (B, 64, 7, 7) -> (B, 1, 28, 28)
-
-    def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """log N(x; x_hat, 1/2 I): the article's summed squared error is -log p(x|z) minus this constant."""
-        lead = z.shape[:-1]
-        x_hat = self.decode(z.reshape(-1, self.latent_dim)).reshape(*lead, NUM_PIXELS).to(x.dtype)
-        squared = (x_hat - _flatten(x)).pow(2).sum(-1)  # (..., 784) -> (...)
-        return -squared - 0.5 * NUM_PIXELS * math.log(math.pi)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mu, logvar = self.encode(x)

@@ -17,12 +17,18 @@ from torch import nn
 
 T = TypeVar("T")
 
+# The switches a reader sets (the README's "Switches" table documents them):
+# AECOURSE_RETRAIN: load the stored models (unset or 0), retrain them all (1), or load what is stored and matches the
+#   chapter's config and train and store the rest ("missing": what `make checkpoints` runs).
+# AECOURSE_BUDGET: full, the budget each chapter calls right, whose models are stored as checkpoints; short, a few
+#   CPU minutes per chapter, trained on the spot; smoke, seconds, to check that training cells run (CI).
+# AECOURSE_DEVICE: the device to run on (cpu, cuda, cuda:1), instead of CUDA where there is one.
 BUDGET_ENV = "AECOURSE_BUDGET"
 RETRAIN_ENV = "AECOURSE_RETRAIN"
-PROGRESS_ENV = "AECOURSE_PROGRESS"
-# full: the budget each chapter calls right; its models are stored as checkpoints and loaded by default.
-# short: a few CPU minutes per chapter, trained on the spot. smoke: seconds, to check that training cells run (CI).
+DEVICE_ENV = "AECOURSE_DEVICE"
 BUDGETS = ("full", "short", "smoke")
+RETRAIN_MODES = {"": "no", "0": "no", "no": "no", "false": "no", "1": "all", "yes": "all", "true": "all"}
+RETRAIN_MODES["missing"] = "missing"
 
 
 def set_seed(seed: int) -> None:
@@ -35,14 +41,20 @@ def set_seed(seed: int) -> None:
 
 def pick_device(prefer: str | None = None) -> torch.device:
     """CUDA when present (Colab), else the CPU; `AECOURSE_DEVICE` or `prefer` override (benchmarks, strict tests)."""
-    wanted = prefer or os.environ.get("AECOURSE_DEVICE")
+    wanted = prefer or os.environ.get(DEVICE_ENV, "").strip()
+    where = f"prefer={prefer!r}" if prefer else f"{DEVICE_ENV}={wanted!r}"
     if wanted:
-        device = torch.device(wanted)
+        try:
+            device = torch.device(wanted)
+        except RuntimeError as exc:
+            raise ValueError(f"{where} is not a device; use cpu, cuda or cuda:N. ({exc})") from None
         if device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError(
-                f"device {wanted!r} was asked for, but torch sees no CUDA GPU here. "
-                "Unset AECOURSE_DEVICE (or pass prefer=None) to run on the CPU."
+                f"{where} asks for a CUDA GPU, but torch sees none here. Unset {DEVICE_ENV} (or pass prefer=None) "
+                "to run on the CPU."
             )
+        if device.type not in ("cpu", "cuda"):
+            raise ValueError(f"{where}: the course runs on cpu or cuda, not {device.type}.")
         return device
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -75,13 +87,37 @@ def on_colab() -> bool:
     return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
 
 
+# The runtime that CI's Colab job (.ci/colab) runs every chapter on: Colab's Python and its preinstalled packages
+# (tests/test_packaging.py holds this to the job's constraints file).
+COLAB_TESTED = {"Python": "3.13", "torch": "2.11", "torchvision": "0.26", "numpy": "2.1"}
+
+
+def runtime_note() -> str:
+    """One line on the runtime at hand beside the one CI tests for Colab: what the Colab setup cell prints."""
+    from importlib.metadata import version
+
+    import numpy
+    import torchvision
+
+    here = f"Python {sys.version.split()[0]}, torch {torch.__version__}, torchvision {torchvision.__version__}, "
+    here += f"numpy {numpy.__version__}"
+    gpu = f"GPU: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "no GPU (CPU runtime)"
+    tested = ", ".join(f"{name} {v}" for name, v in COLAB_TESTED.items())
+    return (
+        f"aecourse {version('aecourse')} on {here}; {gpu}. CI runs every chapter on Colab's runtime as of its last "
+        f"check: {tested}."
+    )
+
+
 def check_versions(package: str = "aecourse") -> list[str]:
-    """Compare the installed versions with the package's declared ranges and print what falls outside (the Colab
-    setup cell calls it: Colab's preinstalled torch is used as it is, so a runtime older than the range is said
-    plainly instead of failing later in an obscure way). Returns the problems found."""
+    """Print the runtime note, then compare the installed versions with the package's declared ranges and print
+    what falls outside (the Colab setup cell calls it: Colab's preinstalled torch is used as it is, so a runtime
+    older than the range is said plainly instead of failing later in an obscure way). Returns the problems found."""
     from importlib.metadata import PackageNotFoundError, requires, version
 
     from packaging.requirements import Requirement
+
+    print(runtime_note())
 
     problems = []
     for text in requires(package) or []:
@@ -113,15 +149,27 @@ def by_budget(*, full: T, short: T, smoke: T) -> T:
     return {"full": full, "short": short, "smoke": smoke}[budget()]
 
 
+def retrain_mode() -> str:
+    """What `AECOURSE_RETRAIN` asks for: "no" (load the stored models), "all" (train them all) or "missing" (load
+    what is stored and matches, train and store the rest: `make checkpoints`)."""
+    value = os.environ.get(RETRAIN_ENV, "").strip().lower()
+    if value not in RETRAIN_MODES:
+        raise ValueError(
+            f"{RETRAIN_ENV}={value!r} is not a setting: use 1 to retrain every model, 0 (or leave it unset) to load "
+            "the stored ones, or 'missing' to load what is stored and train the rest."
+        )
+    return RETRAIN_MODES[value]
+
+
 def retrain() -> bool:
     """True when `AECOURSE_RETRAIN=1`: train the full-budget models instead of loading their checkpoints."""
-    return os.environ.get(RETRAIN_ENV, "").strip().lower() in ("1", "true", "yes")
+    return retrain_mode() == "all"
 
 
 def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "", leave: bool = False) -> Iterable[T]:
-    """A tqdm bar in a terminal, or where `AECOURSE_PROGRESS=1` asks for one (on the terminal that started a
-    notebook's kernel: `make checkpoints`); nothing in a notebook, so that stored outputs stay clean."""
-    forced = os.environ.get(PROGRESS_ENV, "").strip() == "1"
+    """A tqdm bar in a terminal, or on the terminal that started a notebook's kernel under `make checkpoints`
+    (`AECOURSE_RETRAIN=missing`); nothing in a notebook, so that stored outputs stay clean."""
+    forced = retrain_mode() == "missing"
     stream = sys.__stderr__ if forced else sys.stderr
     if not (forced or (stream is not None and stream.isatty())):
         return iterable

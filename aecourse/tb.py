@@ -19,6 +19,7 @@ from torchbearer import Trial, callbacks, metrics, state_key
 
 from aecourse.checks import check_nonnegative
 from aecourse.losses import gaussian_kl, mse
+from aecourse.models import reparameterize
 from aecourse.plot import image_rows
 from aecourse.runtime import check_bfloat16, evaluating, progress
 from aecourse.train import History
@@ -28,7 +29,7 @@ LOGVAR = state_key("logvar")  # log-variance of q(z|x), (B, latent_dim)
 
 
 class StateVAE(nn.Module):
-    """Wrap a VAE (encode / reparameterize / decode) for torchbearer: forward(x, state) returns x_hat only
+    """Wrap a VAE (encode, then decode) for torchbearer: forward(x, state) returns x_hat only
     and stores mu and logvar in torchbearer's state, where the beta-KL callback and the metrics read them (ch. 5).
 
     As in the article, z is sampled while training and z = mu in eval mode, so evaluation and the pictures
@@ -48,7 +49,7 @@ class StateVAE(nn.Module):
             check_bfloat16(x.device, who="StateVAE(mixed_precision=True)")
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.mixed_precision):
             mu, logvar = self.vae.encode(x)  # (B, 1, 28, 28) -> 2 x (B, latent_dim)
-            z = self.vae.reparameterize(mu, logvar) if (self.training or self.sample_in_eval) else mu
+            z = reparameterize(mu, logvar) if (self.training or self.sample_in_eval) else mu
             x_hat = self.vae.decode(z).reshape(x.shape)  # (B, latent_dim) -> (B, 1, 28, 28)
         mu, logvar, x_hat = mu.float(), logvar.float(), x_hat.float()
         if state is not None:
@@ -63,7 +64,7 @@ def squared_error(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     Per image rather than per batch so that numbers do not depend on the batch size; Adam is almost
     invariant to that constant factor, so training follows the article's `MSELoss(reduction='sum')` (ch. 5).
     """
-    return mse(x_hat, x, reduction="image_mean")
+    return mse(x_hat, x, per_image=True).mean()
 
 
 def beta_kl(beta: float, mu_key=MU, logvar_key=LOGVAR) -> callbacks.Callback:
@@ -75,7 +76,7 @@ def beta_kl(beta: float, mu_key=MU, logvar_key=LOGVAR) -> callbacks.Callback:
 
     @callbacks.add_to_loss
     def add_beta_kl(state):
-        return beta * gaussian_kl(state[mu_key], state[logvar_key], reduction="image_mean")
+        return beta * gaussian_kl(state[mu_key], state[logvar_key]).sum(1).mean()
 
     return add_beta_kl
 
@@ -93,10 +94,10 @@ def _per_image_metric(name: str, compute) -> type[metrics.Metric]:
     return metrics.mean(PerImage)
 
 
-KLMetric = _per_image_metric("kl", lambda state: gaussian_kl(state[MU], state[LOGVAR], reduction="none"))
+KLMetric = _per_image_metric("kl", lambda state: gaussian_kl(state[MU], state[LOGVAR]).sum(1))
 KLMetric.__doc__ = "The rate: KL(q(z|x) || p(z)) in nats per image, averaged over an epoch (ch. 5)."
 DistortionMetric = _per_image_metric(
-    "distortion", lambda state: mse(state[torchbearer.Y_PRED], state[torchbearer.Y_TRUE], reduction="none")
+    "distortion", lambda state: mse(state[torchbearer.Y_PRED], state[torchbearer.Y_TRUE], per_image=True)
 )
 DistortionMetric.__doc__ = "The distortion: ||x - x_hat||^2 per image, averaged over an epoch (ch. 5)."
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from aecourse.losses import LossFn
-from aecourse.runtime import check_bfloat16, evaluating, progress
+from aecourse.runtime import evaluating, progress
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -45,55 +44,91 @@ class History:
         return sum(self["seconds"])
 
 
-def _unpack(result: torch.Tensor | tuple[torch.Tensor, dict]) -> tuple[torch.Tensor, dict]:
-    return (result[0], result[1]) if isinstance(result, tuple) else (result, {})
+def check_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+    """Stop training before a non-finite loss or gradient reaches the weights: the optimizer step is not taken, so
+    the weights keep their last finite update. Called between `backward()` and `step()`."""
+    what = None
+    if not bool(torch.isfinite(loss.detach())):
+        what = f"the loss became {float(loss.detach())}"
+    else:
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if grads and not bool(torch.isfinite(torch.stack([g.detach().abs().amax() for g in grads])).all()):
+            what = "a gradient became NaN or infinite (the loss was finite)"
+    if what is not None:
+        raise TrainingDivergedError(
+            f"{what}; training stopped before the optimizer step, so the weights hold their last finite update. Try "
+            f"a lower learning rate (lr={optimizer.param_groups[0]['lr']:g} now), check that the inputs are finite "
+            "and in range, or clip the gradients."
+        )
 
 
-def _batches(n: int, batch_size: int, *, generator: torch.Generator | None, device: torch.device) -> Iterator:
-    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-    order = order.to(device)
-    for start in range(0, n, batch_size):
-        yield order[start : start + batch_size]
+LossFn = Callable[..., "torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]"]
 
 
-def _diverged(what: str, epoch: int, step: int, lr: float, weights: str) -> TrainingDivergedError:
-    return TrainingDivergedError(
-        f"{what} at epoch {epoch}, step {step}; training stopped and {weights}. Try a lower learning rate "
-        f"(lr={lr:g} now), check that the inputs are finite and in range, or clip the gradients."
-    )
+# The definition between `fmt: off` and `fmt: on` is shown in chapter 1, at the book's 75 columns: the chapter's
+# cell and this definition are one source (tests/test_taught_code.py).
+# fmt: off
+def train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: LossFn,
+    x_train: torch.Tensor,
+    *,
+    batch_size: int,
+    generator: torch.Generator,
+) -> dict[str, float]:
+    """One pass over the training images in a random order (ch. 1): per
+    batch, the forward pass and the loss, the gradients, one step.
+    Returns the epoch's mean loss and the mean of each logged term."""
+    model.train()
+    order = torch.randperm(len(x_train), generator=generator)
+    order = order.to(x_train.device)
+    totals = {}
+    for start in range(0, len(x_train), batch_size):
+        x = x_train[order[start : start + batch_size]]  # (B, 1, 28, 28)
+        out = loss_fn(model, x)  # the forward pass and the loss
+        loss, logged = out if isinstance(out, tuple) else (out, {})
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # the gradient of the loss for every weight
+        check_step(loss, optimizer)  # stop before a NaN reaches a weight
+        optimizer.step()  # one Adam update of every weight
+        for name, value in {"loss": loss, **logged}.items():
+            totals[name] = totals.get(name, 0.0) + value.detach() * len(x)
+    return {name: float(t) / len(x_train) for name, t in totals.items()}
+# fmt: on
 
 
-def _gradients_finite(model: nn.Module) -> bool:
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    return not grads or bool(torch.isfinite(torch.stack([g.detach().abs().amax() for g in grads])).all())
+def _in_channels_last(loss_fn: LossFn) -> LossFn:
+    """loss_fn on batches of images in the channels_last layout, the one a CPU's convolutions run fastest in."""
+
+    def loss_in_channels_last(model: nn.Module, x: torch.Tensor):
+        return loss_fn(model, x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x)
+
+    return loss_in_channels_last
 
 
 def evaluate(
-    model: nn.Module,
-    loss_fn: LossFn,
-    x: torch.Tensor,
-    y: torch.Tensor | None = None,
-    *,
-    batch_size: int = 1000,
-    seed: int | None = 0,
+    model: nn.Module, loss_fn: LossFn, x: torch.Tensor, *, batch_size: int = 1000, seed: int | None = 0
 ) -> dict[str, float]:
-    """The mean loss (and extra terms) over a whole split, in eval mode, weighting batches by size.
+    """The mean loss (and logged terms) over a whole split, in eval mode, weighting batches by size.
 
     `seed` fixes the random draws (a VAE's z, a DAE's noise) so that two evaluations agree. A non-finite value
     is an error, not a number to average.
     """
     totals: dict[str, float] = {}
     with evaluating(model, seed=seed):
-        for idx in _batches(len(x), batch_size, generator=None, device=x.device):
-            loss, extra = _unpack(loss_fn(model, x[idx], None if y is None else y[idx]))
-            for name, value in {"loss": loss, **extra}.items():
+        for start in range(0, len(x), batch_size):
+            batch = x[start : start + batch_size]
+            out = loss_fn(model, batch)
+            loss, logged = out if isinstance(out, tuple) else (out, {})
+            for name, value in {"loss": loss, **logged}.items():
                 value = float(value)
                 if not math.isfinite(value):
                     raise FloatingPointError(
-                        f"evaluate: {name} is {value} on the batch of images {int(idx[0])}..{int(idx[-1])}; "
+                        f"evaluate: {name} is {value} on the batch of images {start}..{start + len(batch) - 1}; "
                         "check the model's weights and the inputs."
                     )
-                totals[name] = totals.get(name, 0.0) + value * len(idx)
+                totals[name] = totals.get(name, 0.0) + value * len(batch)
     return {name: value / len(x) for name, value in totals.items()}
 
 
@@ -101,27 +136,21 @@ def fit(
     model: nn.Module,
     loss_fn: LossFn,
     x_train: torch.Tensor,
-    y_train: torch.Tensor | None = None,
     *,
     x_test: torch.Tensor | None = None,
-    y_test: torch.Tensor | None = None,
     num_epochs: int = 10,
     batch_size: int = 128,
     lr: float = 1e-3,
-    optimizer: torch.optim.Optimizer | None = None,
     seed: int = 0,
     channels_last: bool = False,
-    mixed_precision: bool = False,
-    history: History | None = None,
     epoch_end: Callable[[nn.Module], dict[str, float]] | None = None,
 ) -> History:
-    """Train `model` on tensors already on its device; return the per-epoch history (chapters 1-4).
+    """Train `model` with Adam on images already on its device, `train_epoch` after `train_epoch`, and return the
+    per-epoch history (chapters 1-4): the training loss and logged terms, seconds, the test loss when `x_test` is
+    given, and whatever `epoch_end(model)` returns (chapter 4 records the Fréchet distance of samples).
 
-    A non-finite loss or gradient stops training before the optimizer step, so the weights hold the last finite
-    update. `channels_last` speeds up conv models on the CPU; `mixed_precision` runs the forward pass under
-    bfloat16 autocast (weights, gradients and Adam stay float32) where the hardware has bfloat16 (see
-    `native_bfloat16`; the book's appendix measures both). Pass the `history` of an earlier call to continue it.
-    `epoch_end(model)` may return extra numbers for each epoch's row (chapter 4 records the Fréchet distance).
+    Seeded: the batches' order comes from a generator seeded by `seed`. A non-finite loss or gradient stops
+    training before it reaches the weights. `channels_last` speeds up conv models on the CPU.
     """
     if num_epochs < 0 or batch_size < 1:
         raise ValueError(f"num_epochs must be >= 0 and batch_size >= 1; got {num_epochs} and {batch_size}.")
@@ -133,53 +162,23 @@ def fit(
             f"x_train is on {x_train.device} but the model is on {device}; move both to the same device "
             "(load_fashion_mnist(device=...) and model.to(device))."
         )
-    if mixed_precision:
-        check_bfloat16(device, who="mixed_precision=True")
+    train_loss_fn = loss_fn
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
-    lr_now = optimizer.param_groups[0]["lr"]
+        train_loss_fn = _in_channels_last(loss_fn)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
-    history = history if history is not None else History()
-    first = len(history) + 1
-    steps = math.ceil(len(x_train) / batch_size)
-    for epoch in progress(range(first, first + num_epochs), total=num_epochs, desc="epochs", leave=True):
-        model.train()
+    history = History()
+    for epoch in progress(range(1, num_epochs + 1), total=num_epochs, desc="epochs", leave=True):
         start = time.perf_counter()
-        totals: dict[str, torch.Tensor] = {}
-        batches = _batches(len(x_train), batch_size, generator=generator, device=device)
-        for step, idx in enumerate(progress(batches, total=steps, desc=f"epoch {epoch}")):
-            x = x_train[idx]
-            if channels_last and x.dim() == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=mixed_precision):
-                loss, extra = _unpack(loss_fn(model, x, None if y_train is None else y_train[idx]))
-            if not bool(torch.isfinite(loss)):
-                raise _diverged(
-                    f"the loss became {float(loss.detach())}",
-                    epoch,
-                    step,
-                    lr_now,
-                    "the weights hold their last finite update",
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if not _gradients_finite(model):
-                raise _diverged(
-                    "a gradient became NaN or infinite (the loss was finite)",
-                    epoch,
-                    step,
-                    lr_now,
-                    "the optimizer step was skipped: the weights hold their last finite update",
-                )
-            optimizer.step()
-            for name, value in {"loss": loss, **extra}.items():
-                totals[name] = totals.get(name, 0.0) + torch.as_tensor(value).detach() * len(idx)
-        row = {"epoch": float(epoch)}
-        row.update({f"train_{name}": float(value) / len(x_train) for name, value in totals.items()})
+        try:
+            train = train_epoch(model, optimizer, train_loss_fn, x_train, batch_size=batch_size, generator=generator)
+        except TrainingDivergedError as exc:
+            raise TrainingDivergedError(f"epoch {epoch}: {exc}") from None
+        row = {"epoch": float(epoch)} | {f"train_{name}": value for name, value in train.items()}
         row["seconds"] = time.perf_counter() - start
         if x_test is not None:
-            row.update({f"test_{name}": value for name, value in evaluate(model, loss_fn, x_test, y_test).items()})
+            row.update({f"test_{name}": value for name, value in evaluate(model, loss_fn, x_test).items()})
         if epoch_end is not None:
             row.update(epoch_end(model))
         history.rows.append(row)
@@ -195,6 +194,7 @@ def gradient_norm(
     parameters = list((part or model).parameters())
     with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
         torch.manual_seed(seed)
-        loss, _ = _unpack(loss_fn(model, x, None))
+        out = loss_fn(model, x)
+        loss = out[0] if isinstance(out, tuple) else out
     gradients = torch.autograd.grad(loss, parameters)
     return float(torch.linalg.vector_norm(torch.stack([g.norm() for g in gradients])))

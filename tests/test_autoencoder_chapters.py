@@ -81,15 +81,11 @@ def test_anomaly_auc_against_the_rank_formula() -> None:
         anomaly_auc(scores, torch.zeros(50, dtype=torch.bool))
 
 
-def test_mse_reductions_name_what_they_average() -> None:
+def test_mse_is_a_mean_per_pixel_or_a_sum_per_image() -> None:
     x = torch.zeros(3, 1, 28, 28)
     x_hat = torch.stack([torch.full((1, 28, 28), v) for v in (0.0, 0.5, 1.0)])
-    torch.testing.assert_close(mse(x_hat, x, "none"), 784 * torch.tensor([0.0, 0.25, 1.0]))  # one sum per image
-    assert float(mse(x_hat, x, "image_mean")) == pytest.approx(784 * 1.25 / 3)
-    assert float(mse(x_hat, x, "pixel_mean")) == pytest.approx(1.25 / 3)
-    assert float(mse(x_hat, x, "sum")) == pytest.approx(784 * 1.25)
-    with pytest.raises(ValueError, match="reduction"):
-        mse(x_hat, x, "per_image")
+    torch.testing.assert_close(mse(x_hat, x, per_image=True), 784 * torch.tensor([0.0, 0.25, 1.0]))
+    assert float(mse(x_hat, x)) == pytest.approx(1.25 / 3)
 
 
 def test_linear_probe_separates_blobs_and_not_noise() -> None:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from aecourse import checkpoints as ck
-from aecourse.checkpoints import CHECKPOINTS_ENV, CheckpointError, measurement, trained
+from aecourse.checkpoints import CheckpointError, measurement, trained
 from aecourse.models import VAE
 from aecourse.runtime import BUDGET_ENV, RETRAIN_ENV
 from aecourse.train import History
@@ -47,7 +47,7 @@ class Recorder:
 @pytest.fixture
 def store(tmp_path, monkeypatch):
     monkeypatch.setattr(ck, "WEIGHTS_DIR", tmp_path)
-    for name in (CHECKPOINTS_ENV, BUDGET_ENV, RETRAIN_ENV):
+    for name in (BUDGET_ENV, RETRAIN_ENV):
         monkeypatch.delenv(name, raising=False)
     return tmp_path
 
@@ -62,7 +62,7 @@ def test_missing_checkpoint_names_the_command_that_trains_it(store):
 
 
 def test_update_trains_once_then_loads_the_same_float16_weights(store, monkeypatch):
-    monkeypatch.setenv(CHECKPOINTS_ENV, "update")
+    monkeypatch.setenv(RETRAIN_ENV, "missing")
     recorder = Recorder(Config())
     first = _call(recorder)
     assert recorder.trainings == 1 and first.manifest["stored_dtype"] == "float16"
@@ -70,7 +70,7 @@ def test_update_trains_once_then_loads_the_same_float16_weights(store, monkeypat
     assert weights.is_file() and manifest.is_file()
     assert not [p for p in weights.parent.iterdir() if p.name.startswith(".")], "no temporary file left behind"
     assert weights.read_bytes()[:8] != b"\x80\x02\x8a\nl\xfc\x9c"  # not a pickle
-    monkeypatch.delenv(CHECKPOINTS_ENV)
+    monkeypatch.delenv(RETRAIN_ENV)
     second = _call(recorder)
     assert recorder.trainings == 1, "a matching checkpoint is loaded, not retrained"
     for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values(), strict=True):
@@ -80,7 +80,7 @@ def test_update_trains_once_then_loads_the_same_float16_weights(store, monkeypat
         "num_epochs": 2,
         "seeds": [0, 1],
     }
-    monkeypatch.setenv(CHECKPOINTS_ENV, "update")
+    monkeypatch.setenv(RETRAIN_ENV, "missing")
     other_seed = _call(recorder, seed=1)
     assert not torch.equal(other_seed.model.mu_head.weight, first.model.mu_head.weight)
 
@@ -89,7 +89,7 @@ def test_a_stale_checkpoint_is_retrained_from_the_seeds_initial_weights_not_from
     """`make checkpoints` found a manifest whose config had a field the chapter no longer has, after its weights
     were already loaded into the model; the retrained model then continued the stale weights (chapter 1's 2-D
     autoencoder, seed 0, started its first epoch at the loss where the old one ended)."""
-    monkeypatch.setenv(CHECKPOINTS_ENV, "update")
+    monkeypatch.setenv(RETRAIN_ENV, "missing")
     fresh = _call(Recorder(Config())).model.state_dict()
     _, manifest_path = ck.paths("01_demo/vae", 0)
     manifest = json.loads(manifest_path.read_text())
@@ -104,18 +104,18 @@ def test_a_stale_checkpoint_is_retrained_from_the_seeds_initial_weights_not_from
 
 
 def test_a_changed_config_is_an_error_that_says_what_changed(store, monkeypatch):
-    monkeypatch.setenv(CHECKPOINTS_ENV, "update")
+    monkeypatch.setenv(RETRAIN_ENV, "missing")
     _call(Recorder(Config()))
-    monkeypatch.delenv(CHECKPOINTS_ENV)
+    monkeypatch.delenv(RETRAIN_ENV)
     _call(Recorder(Config(num_samples=5)))  # a measurement field: the checkpoint still fits
     with pytest.raises(CheckpointError, match=r"(?s)num_epochs=2 \(asked: 5\).*make checkpoints"):
         _call(Recorder(Config(num_epochs=5)))
 
 
 def test_damaged_weights_or_non_finite_values_are_refused(store, monkeypatch):
-    monkeypatch.setenv(CHECKPOINTS_ENV, "update")
+    monkeypatch.setenv(RETRAIN_ENV, "missing")
     _call(Recorder(Config()))
-    monkeypatch.delenv(CHECKPOINTS_ENV)
+    monkeypatch.delenv(RETRAIN_ENV)
     weights, manifest_path = ck.paths("01_demo/vae", 0)
     good = weights.read_bytes()
     weights.write_bytes(good[:-8] + b"\x00" * 8)
@@ -142,9 +142,9 @@ def test_damaged_weights_or_non_finite_values_are_refused(store, monkeypatch):
 
 
 def test_a_checkpoint_of_another_architecture_is_refused(store, monkeypatch):
-    monkeypatch.setenv(CHECKPOINTS_ENV, "update")
+    monkeypatch.setenv(RETRAIN_ENV, "missing")
     _call(Recorder(Config()))
-    monkeypatch.delenv(CHECKPOINTS_ENV)
+    monkeypatch.delenv(RETRAIN_ENV)
     with pytest.raises(CheckpointError, match="does not fit VAE"):
         ck.load(VAE(latent_dim=4, hidden_dim=8), "01_demo/vae", 0)
 
@@ -184,9 +184,9 @@ def test_the_books_checkpoints_fit_the_size_budget_and_match_their_manifests():
 
 
 def test_a_file_that_is_not_safetensors_is_refused_with_a_clear_error(store, monkeypatch):
-    monkeypatch.setenv(CHECKPOINTS_ENV, "update")
+    monkeypatch.setenv(RETRAIN_ENV, "missing")
     _call(Recorder(Config()))
-    monkeypatch.delenv(CHECKPOINTS_ENV)
+    monkeypatch.delenv(RETRAIN_ENV)
     weights, manifest_path = ck.paths("01_demo/vae", 0)
     import pickle
 
@@ -200,11 +200,11 @@ def test_a_file_that_is_not_safetensors_is_refused_with_a_clear_error(store, mon
 
 def test_names_with_a_dot_keep_one_file_per_seed(store, monkeypatch):
     """A model named after a value (beta_0.5) must not lose its seed to a suffix rule."""
-    monkeypatch.setenv(CHECKPOINTS_ENV, "update")
+    monkeypatch.setenv(RETRAIN_ENV, "missing")
     recorder = Recorder(Config())
     for seed in (0, 1):
         _call(recorder, seed, name="01_demo/beta_0.5")
     files = sorted(p.name for p in ck.paths("01_demo/beta_0.5", 0)[0].parent.iterdir())
     assert files == [f"beta_0.5-seed{s}.{ext}" for s in (0, 1) for ext in ("json", "safetensors")]
-    monkeypatch.delenv(CHECKPOINTS_ENV)
+    monkeypatch.delenv(RETRAIN_ENV)
     assert _call(recorder, 1, name="01_demo/beta_0.5").manifest["seed"] == 1 and recorder.trainings == 2

@@ -122,8 +122,27 @@ def test_failed_download_is_a_clear_error(isolated, monkeypatch):
         raise OSError("network is unreachable")
 
     monkeypatch.setattr(torchvision.datasets, "FashionMNIST", offline)
-    with pytest.raises(DataError, match="download .* failed .*network is unreachable"):
+    with pytest.raises(DataError, match="download .* failed .*network is unreachable") as caught:
         load_fashion_mnist(download=True)
+    assert "On Colab" not in str(caught.value)
+    # in a notebook, IPython shows the message alone, without a traceback through the package
+    assert caught.value._render_traceback_() == [f"DataError: {caught.value}"]
+
+
+def test_on_colab_the_data_is_downloaded_and_a_failed_download_says_what_to_do_there(isolated, monkeypatch):
+    import torchvision.datasets
+
+    calls = []
+
+    def offline(*args, **kwargs):
+        calls.append(kwargs.get("download"))
+        raise OSError("HTTP Error 503")
+
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", offline)
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "release-colab-test")  # what Colab's runtime sets
+    with pytest.raises(DataError, match=r"(?s)HTTP Error 503.*On Colab: .*run the cell again.*%env AECOURSE_DATA="):
+        load_fashion_mnist()  # no download=True: on Colab it downloads by default
+    assert calls == [True]
 
 
 def test_truncated_file_is_refused_and_nothing_is_left_behind(isolated):

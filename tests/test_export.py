@@ -1,4 +1,4 @@
-"""aecourse.export: the ONNX decoders against torch (onnxruntime in Python), the page's JSON, and bad input."""
+"""tools/onnx_export.py: the ONNX decoders against torch (onnxruntime in Python), the page's JSON, and bad input."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from aecourse.export import (
+from aecourse.models import VAE, ConvVAE
+from tools.onnx_export import (
     DisplayDecoder,
     StartImage,
     export_decoder,
@@ -18,7 +19,6 @@ from aecourse.export import (
     rank_dimensions,
     slider_ranges,
 )
-from aecourse.models import VAE, ConvVAE
 
 TOLERANCE = 1e-4  # max abs difference of grey levels in [0, 1], torch against onnxruntime
 
@@ -32,7 +32,7 @@ def _model(kind: str) -> nn.Module:
 @pytest.fixture(scope="module", params=["vae_2", "vae_20", "conv_10"])
 def exported(request, tmp_path_factory):
     ort = pytest.importorskip("onnxruntime", reason="pip install onnxruntime (pinned in requirements.txt)")
-    pytest.importorskip("onnxscript", reason="pip install 'aecourse[explorer]'")
+    pytest.importorskip("onnxscript", reason="pip install onnx onnxscript (pinned in requirements.txt)")
     model = _model(request.param)
     path = export_decoder(model, tmp_path_factory.mktemp("onnx") / f"{request.param}.onnx")
     return model, ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

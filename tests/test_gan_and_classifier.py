@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from aecourse import classifier as clf
-from aecourse.checkpoints import CHECKPOINTS_ENV, CheckpointError
+from aecourse.checkpoints import CheckpointError
 from aecourse.data import FashionMNIST
 from aecourse.gan import GAN, discriminator_loss, generator_gradient_norms, generator_loss, train_gan
 from aecourse.inference import generate, interpolate
@@ -28,6 +28,7 @@ from aecourse.metrics import (
     missing_classes,
     sampling_seconds,
 )
+from aecourse.runtime import RETRAIN_ENV
 
 
 class Identity(nn.Module):
@@ -141,10 +142,10 @@ SMALL = clf.ClassifierSettings(channels=(4, 8), hidden_dim=16, num_epochs=3, bat
 
 def test_pretrained_classifier_is_trained_only_by_make_checkpoints_then_loaded(tmp_path, monkeypatch):
     data = _tiny_data()
-    monkeypatch.delenv(CHECKPOINTS_ENV, raising=False)
+    monkeypatch.delenv(RETRAIN_ENV, raising=False)
     with pytest.raises(CheckpointError, match="make checkpoints"):
         clf.pretrained_classifier(data, "cpu", settings=SMALL, root=tmp_path, min_accuracy=0.5)
-    monkeypatch.setenv(CHECKPOINTS_ENV, "update")
+    monkeypatch.setenv(RETRAIN_ENV, "missing")
     rng_before = torch.get_rng_state()
     first = clf.pretrained_classifier(data, "cpu", settings=SMALL, root=tmp_path, min_accuracy=0.5)
     assert torch.equal(torch.get_rng_state(), rng_before), "training must not move the caller's random stream"
@@ -159,14 +160,14 @@ def test_pretrained_classifier_is_trained_only_by_make_checkpoints_then_loaded(t
     for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     other = clf.ClassifierSettings(channels=(4, 8), hidden_dim=16, num_epochs=4, batch_size=32, lr=1e-2)
-    monkeypatch.delenv(CHECKPOINTS_ENV)
+    monkeypatch.delenv(RETRAIN_ENV)
     with pytest.raises(CheckpointError, match="num_epochs=3"):  # settings changed: the checkpoint no longer fits
         clf.pretrained_classifier(data, "cpu", settings=other, root=tmp_path, min_accuracy=0.5)
 
 
 def test_pretrained_classifier_refuses_a_classifier_that_cannot_classify(tmp_path, monkeypatch):
     data = _tiny_data()
-    monkeypatch.setenv(CHECKPOINTS_ENV, "update")
+    monkeypatch.setenv(RETRAIN_ENV, "missing")
     clf.pretrained_classifier(data, "cpu", settings=SMALL, root=tmp_path, min_accuracy=0.5)
     shuffled = FashionMNIST(data.x_train, data.y_train, data.x_test, data.y_test.roll(1), source=Path("."))
     with pytest.raises(CheckpointError, match="accuracy"):
@@ -278,7 +279,7 @@ def test_edge_energy():
 
 
 def test_epoch_end_records_extra_numbers():
-    from aecourse.losses import vae_objective
+    from aecourse.losses import vae_batch_loss
     from aecourse.models import VAE
     from aecourse.train import fit
 
@@ -288,7 +289,7 @@ def test_epoch_end_records_extra_numbers():
     history = train_gan(gan, x, num_epochs=2, batch_size=64, epoch_end=lambda m: {"mean": float(generate(m, 8).mean())})
     assert len(history["mean"]) == 2 and gan.training is False
     vae = VAE(latent_dim=4, hidden_dim=16)
-    history = fit(vae, vae_objective(), x, num_epochs=2, epoch_end=lambda m: {"calls": 1.0})
+    history = fit(vae, vae_batch_loss, x, num_epochs=2, epoch_end=lambda m: {"calls": 1.0})
     assert history["calls"] == [1.0, 1.0]
 
 
@@ -316,7 +317,7 @@ def test_the_minimax_generator_gradient_vanishes_where_the_discriminator_is_sure
 
 
 def test_gradient_norm_of_a_part_without_updating():
-    from aecourse.losses import vae_objective
+    from aecourse.losses import vae_batch_loss
     from aecourse.models import VAE
     from aecourse.train import gradient_norm
 
@@ -324,9 +325,9 @@ def test_gradient_norm_of_a_part_without_updating():
     vae = VAE(latent_dim=4, hidden_dim=16)
     before = [p.detach().clone() for p in vae.parameters()]
     x = torch.rand(8, 784)
-    decoder_only = gradient_norm(vae, vae_objective(), x, vae.decoder)
-    assert 0 < decoder_only <= gradient_norm(vae, vae_objective(), x)
-    assert gradient_norm(vae, vae_objective(), x, vae.decoder) == decoder_only  # seeded draws
+    decoder_only = gradient_norm(vae, vae_batch_loss, x, vae.decoder)
+    assert 0 < decoder_only <= gradient_norm(vae, vae_batch_loss, x)
+    assert gradient_norm(vae, vae_batch_loss, x, vae.decoder) == decoder_only  # seeded draws
     assert all(torch.equal(a, b) for a, b in zip(before, vae.parameters(), strict=True))
 
 

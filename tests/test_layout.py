@@ -67,15 +67,17 @@ def test_the_eval_restore_idiom_and_the_kl_formula_live_in_one_place_each():
 
 @pytest.mark.parametrize("chapter", sorted(NOTEBOOKS))
 def test_every_chapter_opens_the_same_way(chapter):
-    """Title; the Colab cell (removed from the HTML); imports; one config cell with one set_seed."""
+    """Title; the Colab cell (removed from the HTML); imports; the config dataclass, then (in the same cell or the
+    next two) the budget, one set_seed and the device, before any other code."""
     cells = json.loads(NOTEBOOKS[chapter].read_text())["cells"]
     title = "".join(cells[0]["source"]).splitlines()[0]
     assert cells[0]["cell_type"] == "markdown" and title.startswith("# ") and not re.match(r"# \d", title)
     assert "google.colab" in "".join(cells[1]["source"]) and "remove-cell" in cells[1]["metadata"].get("tags", [])
     imports = "".join(cells[2]["source"])
     assert all(line.startswith(("import ", "from ", " ", ")")) or not line for line in imports.splitlines())
-    config = "".join(cells[3]["source"])
-    assert "class Config" in config and "by_budget(" in config and config.count("set_seed(") == 1
+    assert "class Config" in "".join(cells[3]["source"])
+    setup = "".join("".join(cell["source"]) for cell in cells[3:6] if cell["cell_type"] == "code")
+    assert "by_budget(" in setup and setup.count("set_seed(") == 1 and "pick_device(" in setup
     code = _code(NOTEBOOKS[chapter])
     assert code.count("set_seed(") == 1, "set_seed is called once per chapter"
     assert "NBVAL" not in code, "nbval markers are cell tags, not comments readers must read past"

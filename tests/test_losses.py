@@ -3,6 +3,7 @@ log-likelihood has a closed form (probabilistic PCA, Tipping & Bishop 1999)."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
@@ -11,7 +12,16 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import MultivariateNormal, Normal, kl_divergence
 
-from aecourse.losses import bce, elbo_terms, gaussian_kl, iwae_bound, mse, vae_loss
+from aecourse.losses import (
+    bce,
+    denoising_loss,
+    gaussian_kl,
+    iwae_bound,
+    mse,
+    reconstruction_loss,
+    vae_batch_loss,
+    vae_loss,
+)
 from aecourse.models import VAE
 
 
@@ -22,9 +32,8 @@ def test_gaussian_kl_matches_torch_distributions():
     q = Normal(mu, torch.exp(0.5 * logvar))
     p = Normal(torch.zeros_like(mu), torch.ones_like(mu))
     reference = kl_divergence(q, p).sum(-1)
-    torch.testing.assert_close(gaussian_kl(mu, logvar, reduction="none"), reference)
-    torch.testing.assert_close(gaussian_kl(mu, logvar), reference.mean())
-    torch.testing.assert_close(gaussian_kl(mu, logvar, reduction="sum"), reference.sum())
+    torch.testing.assert_close(gaussian_kl(mu, logvar), kl_divergence(q, p))  # per dimension
+    torch.testing.assert_close(gaussian_kl(mu, logvar).sum(1), reference)
 
 
 def test_gaussian_kl_matches_a_monte_carlo_estimate():
@@ -34,22 +43,35 @@ def test_gaussian_kl_matches_a_monte_carlo_estimate():
     q = Normal(mu, torch.exp(0.5 * logvar))
     z = q.sample((400_000,))
     estimate = (q.log_prob(z) - Normal(0.0, 1.0).log_prob(z)).sum(-1).mean()
-    assert abs(float(estimate) - float(gaussian_kl(mu, logvar))) < 0.02
-    assert float(gaussian_kl(torch.zeros(1, 3), torch.zeros(1, 3))) == 0.0
+    assert abs(float(estimate) - float(gaussian_kl(mu, logvar).sum())) < 0.02
+    assert float(gaussian_kl(torch.zeros(1, 3), torch.zeros(1, 3)).sum()) == 0.0
 
 
-def test_reconstruction_losses_match_torch_and_their_reductions():
+def test_reconstruction_errors_match_torch_per_pixel_and_per_image():
     generator = torch.Generator().manual_seed(0)
     x = torch.rand(4, 1, 28, 28, generator=generator)
     x_hat = torch.rand(4, 784, generator=generator)
     flat = x.flatten(1)
     torch.testing.assert_close(mse(x_hat, x), F.mse_loss(x_hat, flat))
-    torch.testing.assert_close(mse(x_hat, x, "sum"), F.mse_loss(x_hat, flat, reduction="sum"))
-    torch.testing.assert_close(mse(x_hat, x, "image_mean"), F.mse_loss(x_hat, flat, reduction="sum") / 4)
-    assert mse(x_hat, x, "none").shape == (4,)
-    torch.testing.assert_close(bce(x_hat, x, "sum"), F.binary_cross_entropy(x_hat, flat, reduction="sum"))
+    torch.testing.assert_close(mse(x_hat, x, per_image=True), F.mse_loss(x_hat, flat, reduction="none").sum(1))
+    torch.testing.assert_close(bce(x_hat, x), F.binary_cross_entropy(x_hat, flat))
+    torch.testing.assert_close(
+        bce(x_hat, x, per_image=True), F.binary_cross_entropy(x_hat, flat, reduction="none").sum(1)
+    )
     logits = torch.logit(x_hat)
     torch.testing.assert_close(bce(logits, x, logits=True), bce(x_hat, x), rtol=1e-4, atol=1e-5)
+
+
+def test_the_autoencoders_training_losses_score_the_output_against_the_clean_batch():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 784), nn.Sigmoid(), nn.Unflatten(1, (1, 28, 28)))
+    x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(reconstruction_loss(model, x), mse(model(x), x))
+    torch.testing.assert_close(reconstruction_loss(model, x, "bce"), bce(model(x), x))
+    with pytest.raises(ValueError, match="kind must be 'mse' or 'bce'"):
+        reconstruction_loss(model, x, "l1")
+    noisy = []
+    loss = denoising_loss(model, x, lambda batch: noisy.append(batch.flip(0)) or noisy[-1])
+    torch.testing.assert_close(loss, mse(model(x.flip(0)), x))  # the corrupted batch in, the clean one as target
 
 
 def test_loss_inputs_are_checked():
@@ -57,8 +79,6 @@ def test_loss_inputs_are_checked():
         mse(torch.rand(4, 784), torch.rand(3, 784))
     with pytest.raises(ValueError, match=r"bce needs targets x in \[0, 1\]"):
         bce(torch.rand(2, 784), 2 * torch.ones(2, 784))
-    with pytest.raises(ValueError, match="reduction must be one of"):
-        mse(torch.rand(2, 784), torch.rand(2, 784), "average")
     with pytest.raises(ValueError, match="k is a number of importance samples"):
         iwae_bound(VAE(), torch.rand(2, 784), 0)
 
@@ -69,7 +89,7 @@ def test_vae_loss_is_the_article_loss_function():
     model = VAE()
     x = torch.rand(8, 784)
     torch.manual_seed(1)
-    loss, parts = vae_loss(model, x)
+    loss, parts = vae_batch_loss(model, x)
     torch.manual_seed(1)
     mu, logvar = model.encode(x)
     z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
@@ -78,6 +98,17 @@ def test_vae_loss_is_the_article_loss_function():
     )
     torch.testing.assert_close(loss * 8, article, rtol=1e-4, atol=1e-3)
     torch.testing.assert_close(parts["reconstruction"] + parts["kl"], loss.detach())
+
+
+def test_vae_loss_weighs_the_kl_by_beta_and_returns_the_terms_of_every_image():
+    generator = torch.Generator().manual_seed(0)
+    x_logits, x = torch.randn(5, 784, generator=generator), torch.rand(5, 1, 28, 28, generator=generator)
+    mu, logvar = torch.randn(5, 3, generator=generator), torch.randn(5, 3, generator=generator)
+    loss, reconstruction, kl = vae_loss(x_logits, x, mu, logvar, beta=4.0)
+    assert reconstruction.shape == kl.shape == (5,)
+    torch.testing.assert_close(reconstruction, bce(x_logits, x.flatten(1), per_image=True, logits=True))
+    torch.testing.assert_close(kl, gaussian_kl(mu, logvar).sum(1))
+    torch.testing.assert_close(loss, reconstruction.mean() + 4.0 * kl.mean())
 
 
 class LinearGaussianVAE(nn.Module):
@@ -103,9 +134,19 @@ class LinearGaussianVAE(nn.Module):
         mean = z @ self.W.T + self.b
         return Normal(mean, self.noise_std).log_prob(x.expand_as(mean)).sum(-1)
 
+    def elbo(self, x):
+        """A one-sample ELBO per image: log p(x|z) - KL(q(z|x) || p(z)), z ~ q(z|x)."""
+        mu, logvar = self.encode(x)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        return self.log_px_given_z(x, z) - gaussian_kl(mu, logvar).sum(1)
+
     def exact_log_px(self, x):
         covariance = self.W @ self.W.T + self.noise_std**2 * torch.eye(len(self.b))
         return MultivariateNormal(self.b, covariance).log_prob(x)
+
+
+def _gaussian_log_px(model, x, z):
+    return model.log_px_given_z(x, z)
 
 
 def test_iwae_bound_is_between_the_elbo_and_the_exact_log_likelihood():
@@ -113,9 +154,10 @@ def test_iwae_bound_is_between_the_elbo_and_the_exact_log_likelihood():
     model = LinearGaussianVAE()
     x = torch.randn(64, 2) @ model.W.T + model.b + 0.5 * torch.randn(64, 6)
     exact = model.exact_log_px(x).mean()
-    elbo = torch.stack([elbo_terms(model, x).elbo.mean() for _ in range(200)]).mean()
-    bounds = {k: float(iwae_bound(model, x, k, chunk=500).mean()) for k in (10, 100, 5000)}
-    bounds[1] = float(torch.stack([iwae_bound(model, x, 1).mean() for _ in range(200)]).mean())
+    elbo = torch.stack([model.elbo(x).mean() for _ in range(200)]).mean()
+    bound = functools.partial(iwae_bound, model, x, log_px_given_z=_gaussian_log_px)
+    bounds = {k: float(bound(k, chunk=500).mean()) for k in (10, 100, 5000)}
+    bounds[1] = float(torch.stack([bound(1).mean() for _ in range(200)]).mean())
     assert abs(bounds[1] - float(elbo)) < 0.3  # k = 1 is the ELBO (both are Monte Carlo averages here)
     assert float(elbo) < bounds[10] < bounds[100] <= float(exact) + 0.01
     assert bounds[5000] <= float(exact) + 0.01
@@ -129,18 +171,21 @@ def test_iwae_grows_with_k_on_a_fixed_vae():
     model = VAE(latent_dim=5, hidden_dim=32)
     x = torch.rand(16, 784)
     torch.manual_seed(1)
-    elbo = elbo_terms(model, x).elbo.mean().detach()
+    x_logits, mu, logvar = model(x)
+    _, reconstruction, kl = vae_loss(x_logits, x, mu, logvar)
+    elbo = (-reconstruction - kl).mean().detach()
     values = [float(iwae_bound(model, x, k).mean()) for k in (1, 16, 256)]
     assert values[0] < values[1] < values[2]
     assert values[2] >= float(elbo)
     assert not math.isnan(values[2])
 
 
-def test_elbo_terms_keep_the_precision_of_the_images():
-    # float32 under bfloat16 autocast (see test_train), and float64 stays float64
+def test_the_vae_loss_keeps_the_precision_of_the_images():
     model = VAE(latent_dim=3).double()
-    terms = elbo_terms(model, torch.rand(4, 784, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
-    assert terms.kl.dtype == torch.float64 and terms.elbo.dtype == torch.float64
+    x = torch.rand(4, 784, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    x_logits, mu, logvar = model(x)
+    loss, reconstruction, kl = vae_loss(x_logits, x, mu, logvar)
+    assert loss.dtype == reconstruction.dtype == kl.dtype == torch.float64
 
 
 def test_losses_and_metrics_refuse_batches_that_are_not_the_same_images():
@@ -152,19 +197,19 @@ def test_losses_and_metrics_refuse_batches_that_are_not_the_same_images():
         mse(torch.rand(4, 784), torch.rand(4, 392, 2))
     with pytest.raises(ValueError, match=r"\(B, latent_dim\)"):
         gaussian_kl(torch.zeros(4, 1), torch.zeros(1, 3))
-    with pytest.raises(ValueError, match="image_mean"):
-        gaussian_kl(torch.zeros(4, 3), torch.zeros(4, 3), reduction="pixel_mean")
     assert float(mse(torch.zeros(2, 1, 28, 28), torch.zeros(2, 784))) == 0.0  # flattened and not: same images
 
 
 @pytest.mark.parametrize("beta", [-1.0, float("nan"), float("inf")])
 def test_beta_must_be_finite_and_non_negative(beta):
-    from aecourse.losses import vae_objective
     from aecourse.tb import beta_kl
 
+    model = VAE()
+    x = torch.rand(2, 784)
+    x_logits, mu, logvar = model(x)
     with pytest.raises(ValueError, match="beta must be a finite number >= 0"):
-        vae_loss(VAE(), torch.rand(2, 784), beta)
+        vae_loss(x_logits, x, mu, logvar, beta)
     with pytest.raises(ValueError, match="beta"):
-        vae_objective(beta)
+        vae_batch_loss(model, torch.rand(2, 784), beta)
     with pytest.raises(ValueError, match="beta"):
         beta_kl(beta)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from aecourse.losses import bernoulli_log_px
 from aecourse.models import (
     VAE,
     Autoencoder,
@@ -12,6 +13,7 @@ from aecourse.models import (
     ConvVAE,
     CroppedConvTranspose2d,
     DenoisingAutoencoder,
+    reparameterize,
 )
 
 
@@ -30,12 +32,12 @@ def test_autoencoder_shapes(images, latent_dim):
 
 
 def test_sigmoid_output_stays_in_unit_range(images):
-    x_hat = Autoencoder(sigmoid_output=True)(images).detach()
+    x_hat = Autoencoder(64, sigmoid_output=True)(images).detach()
     assert float(x_hat.min()) >= 0.0 and float(x_hat.max()) <= 1.0
 
 
 def test_denoising_autoencoder_accepts_unclipped_noise(images):
-    model = DenoisingAutoencoder()
+    model = DenoisingAutoencoder(64)
     x_noisy = images + 0.2 * torch.randn_like(images)  # the article's unclipped noise
     x_hat = model(x_noisy).detach()
     assert x_hat.shape == images.shape and float(x_hat.min()) >= 0.0 and float(x_hat.max()) <= 1.0
@@ -47,19 +49,18 @@ def test_vae_shapes_and_interface(images):
     model = VAE(latent_dim=20)
     mu, logvar = model.encode(images)
     assert mu.shape == logvar.shape == (5, 20)
-    z = model.reparameterize(mu, logvar)
-    assert model.decode(z).shape == (5, 784)
-    x_hat, mu2, logvar2 = model(images)
-    assert x_hat.shape == images.shape and mu2.shape == (5, 20)
-    assert model.sample_prior(7).shape == (7, 20)
-    assert model.log_px_given_z(images, torch.randn(3, 5, 20)).shape == (3, 5)
+    z = reparameterize(mu, logvar)
+    assert model.decode(z).shape == (5, 784) and 0 <= float(model.decode(z).min()) <= float(model.decode(z).max()) <= 1
+    x_logits, mu2, logvar2 = model(images)
+    assert x_logits.shape == (5, 784) and mu2.shape == (5, 20) and float(x_logits.min()) < 0  # logits, not means
+    assert bernoulli_log_px(model, images, torch.randn(3, 5, 20)).shape == (3, 5)
 
 
 def test_gradients_flow_through_the_reparameterization():
     mu = torch.zeros(4, 3, requires_grad=True)
     logvar = torch.zeros(4, 3, requires_grad=True)
     torch.manual_seed(0)
-    z = VAE.reparameterize(mu, logvar)
+    z = reparameterize(mu, logvar)
     z.pow(2).sum().backward()
     assert mu.grad is not None and logvar.grad is not None
     assert float(logvar.grad.abs().sum()) > 0  # sigma gets a gradient through eps * sigma
@@ -69,7 +70,7 @@ def test_reparameterized_samples_have_the_right_moments():
     mu = torch.full((200_000, 1), 2.0)
     logvar = torch.full((200_000, 1), 2 * torch.log(torch.tensor(0.5)))
     torch.manual_seed(0)
-    z = VAE.reparameterize(mu, logvar)
+    z = reparameterize(mu, logvar)
     assert abs(float(z.mean()) - 2.0) < 0.01 and abs(float(z.std()) - 0.5) < 0.01
 
 
@@ -125,7 +126,7 @@ def test_cropped_conv_transpose_honours_output_size():
     assert layer(torch.randn(1, 2, 7, 7), output_size=[15, 15]).shape == (1, 2, 15, 15)
 
 
-@pytest.mark.parametrize("model", [Autoencoder(), VAE(), ConvVAE()], ids=["ae", "vae", "conv_vae"])
+@pytest.mark.parametrize("model", [Autoencoder(64), VAE(), ConvVAE()], ids=["ae", "vae", "conv_vae"])
 def test_wrong_shape_is_a_clear_error(model):
     with pytest.raises(ValueError, match=r"expects a batch of shape \(B, 784\) or \(B, 1, 28, 28\); got \(3, 32, 32\)"):
         model(torch.rand(3, 32, 32))
@@ -133,7 +134,7 @@ def test_wrong_shape_is_a_clear_error(model):
         model(torch.rand(1, 28, 28))
 
 
-@pytest.mark.parametrize("model", [Autoencoder(), VAE(), ConvVAE()], ids=["ae", "vae", "conv_vae"])
+@pytest.mark.parametrize("model", [Autoencoder(64), VAE(), ConvVAE()], ids=["ae", "vae", "conv_vae"])
 def test_wrong_range_or_dtype_is_a_clear_error(model):
     with pytest.raises(ValueError, match=r"pixel values in \[0, 1\]; got values in \[0, 255\]"):
         model(torch.linspace(0, 255, 2 * 784).reshape(2, 784))

@@ -57,7 +57,8 @@ def test_the_built_package_holds_every_tracked_checkpoint(built, kind):
 @pytest.mark.parametrize("kind", ["wheel", "sdist"])
 def test_the_built_package_holds_nothing_but_the_package(built, kind):
     allowed = ("aecourse/", "aecourse-", "aecourse.egg-info/")
-    extra = {"sdist": {"README.md", "LICENSE", "PKG-INFO", "pyproject.toml", "setup.cfg", "MANIFEST.in"}}.get(kind, set())
+    metadata = {"README.md", "LICENSE", "PKG-INFO", "pyproject.toml", "setup.cfg", "MANIFEST.in"}
+    extra = metadata if kind == "sdist" else set()
     stray = [p for p in built[kind] if not p.startswith(allowed) and p not in extra]
     assert not stray, f"the {kind} carries files that are not the package: {stray[:10]}"
     modules = {p for p in built[kind] if p.startswith("aecourse/") and p.endswith(".py")}

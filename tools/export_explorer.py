@@ -29,16 +29,18 @@ from pathlib import Path
 import torch
 from torch import nn
 
-import aecourse.export
-from aecourse.checkpoints import CheckpointError, load
-from aecourse.data import CLASS_NAMES, FashionMNIST, load_fashion_mnist
-from aecourse.export import StartImage, export_model, write_json
-from aecourse.inference import posterior
-from aecourse.losses import gaussian_kl_per_dim
-from aecourse.metrics import active_units
-from aecourse.models import VAE, ConvVAE
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script, `tools` is not on the path
+
+from aecourse.checkpoints import CheckpointError, load  # noqa: E402
+from aecourse.data import CLASS_NAMES, FashionMNIST, load_fashion_mnist  # noqa: E402
+from aecourse.inference import posterior  # noqa: E402
+from aecourse.losses import gaussian_kl  # noqa: E402
+from aecourse.metrics import active_units  # noqa: E402
+from aecourse.models import VAE, ConvVAE  # noqa: E402
+from tools import onnx_export  # noqa: E402
+from tools.onnx_export import StartImage, export_model, write_json  # noqa: E402
+
 DEFAULT_OUT = ROOT / ".cache" / "explorer"
 # onnxruntime-web from the npm registry, pinned; the same release as the Python onnxruntime of requirements.txt.
 ORT_WEB_VERSION = "1.30.0"
@@ -101,7 +103,7 @@ def fingerprint(models: ExplorerModels) -> str:
     """A hash of everything the exported files depend on: the weights, the models' code, the export code, the
     exporter's version and the source line."""
     digest = hashlib.sha256()
-    sources = {Path(__file__), Path(aecourse.export.__file__)}
+    sources = {Path(__file__), Path(onnx_export.__file__)}
     sources |= {Path(inspect.getfile(type(model))) for _, model in _named_models(models)}
     for path in sorted(sources):
         digest.update(path.name.encode() + path.read_bytes())
@@ -124,7 +126,7 @@ def _export(model: nn.Module, out: Path, data: FashionMNIST, *, name: str, title
     """Export one decoder with sliders on its top-k dimensions by KL (k=None: its active units)."""
     x = data.x_test[:NUM_TEST_IMAGES]
     mu, logvar = posterior(model, x)
-    kl = gaussian_kl_per_dim(mu, logvar).mean(0)  # (latent_dim,): the rate, split by dimension
+    kl = gaussian_kl(mu, logvar).mean(0)  # (latent_dim,): the rate, split by dimension
     if k is None:
         k = max(1, int(active_units(mu).sum()))
     examples = _examples(model, data)

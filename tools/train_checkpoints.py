@@ -3,10 +3,10 @@
 Usage: python tools/train_checkpoints.py [--from-nothing] [book/03_vae.ipynb | classifier ...]
        (`make checkpoints [NB=...] [FROM_NOTHING=1]`; nothing named: the shared classifier, then every chapter)
 
-Each notebook runs twice. First with AECOURSE_CHECKPOINTS=update: each `trained(...)` call loads its checkpoint when
+Each notebook runs twice. First with AECOURSE_RETRAIN=missing: each `trained(...)` call loads its checkpoint when
 the manifest matches the chapter's config and otherwise trains the model and stores it at once, so a killed run loses
 at most the model in progress and a second run goes on where the first stopped. Progress bars (one per model over
-its epochs, one per epoch over its batches) go to this terminal. Then the notebook is executed again as a reader's
+its epochs) go to this terminal. Then the notebook is executed again as a reader's
 machine and the tests execute it, loading every model, and saved with those outputs.
 
 `--from-nothing` measures what retraining a chapter costs: its stored checkpoints are first moved aside (to
@@ -103,24 +103,23 @@ def _record(chapter: str, seconds: float, trained: list[dict]) -> None:
 def _train_shared(name: str) -> float:
     """Load the shared model `name`, training and storing it first when its checkpoint is missing or stale, as the
     notebooks do under `make checkpoints`; return the wall seconds, data loading included (as in a chapter's)."""
-    from aecourse.checkpoints import CHECKPOINTS_ENV
     from aecourse.classifier import pretrained_classifier
     from aecourse.data import load_fashion_mnist
-    from aecourse.runtime import pick_device
+    from aecourse.runtime import RETRAIN_ENV, pick_device
 
     if name != "classifier":  # SHARED names what this function can train
         raise ValueError(f"no shared model called {name!r}; the shared models are: {', '.join(SHARED)}")
     started = time.perf_counter()
-    saved = os.environ.get(CHECKPOINTS_ENV)
-    os.environ[CHECKPOINTS_ENV] = "update"
+    saved = os.environ.get(RETRAIN_ENV)
+    os.environ[RETRAIN_ENV] = "missing"
     try:
         device = pick_device()
         pretrained_classifier(load_fashion_mnist(device=device), device)
     finally:
         if saved is None:
-            del os.environ[CHECKPOINTS_ENV]
+            del os.environ[RETRAIN_ENV]
         else:
-            os.environ[CHECKPOINTS_ENV] = saved
+            os.environ[RETRAIN_ENV] = saved
     return time.perf_counter() - started
 
 
@@ -130,12 +129,12 @@ def _passes(target: str | Path) -> list[tuple[str, Callable[[], float], bool]]:
     if isinstance(target, str):
         return [("training it if missing or stale, alone", lambda: _train_shared(target), True)]
     notebook = target
-    training = {"AECOURSE_BUDGET": "full", "AECOURSE_RETRAIN": "0", "AECOURSE_CHECKPOINTS": "update"}
+    training = {"AECOURSE_BUDGET": "full", "AECOURSE_RETRAIN": "missing"}
     return [
         # No time limit per cell: one cell trains all of a chapter's models (hours on a CPU).
         (
             "training what is missing or stale",
-            lambda: execute(notebook, timeout=None, env=training | {"AECOURSE_PROGRESS": "1"}, save=False),
+            lambda: execute(notebook, timeout=None, env=training, save=False),
             True,
         ),
         (

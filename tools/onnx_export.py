@@ -3,7 +3,7 @@
 
 The ONNX decoder maps z, (B, latent_dim) float32, to x_hat, (B, 784) grey levels clamped to [0, 1]: one layout
 for the MLP VAE (already (B, 784)) and the conv VAE ((B, 1, 28, 28), unbounded). The page runs it with
-onnxruntime-web. Exporting needs the optional extra: `pip install 'aecourse[explorer]'` (onnx, onnxscript).
+onnxruntime-web. Exporting needs onnx and onnxscript (pinned in requirements.txt).
 
 One model's description (`model_spec`), as the page reads it:
     name, title, label      the file stem, a heading, and the text of its switch (e.g. "β = 2") when it has siblings
@@ -36,7 +36,7 @@ NUM_PIXELS = 28 * 28
 INPUT_NAME = "z"
 OUTPUT_NAME = "x_hat"
 PRIOR_SD = 3.0  # sliders reach at least +-3 prior standard deviations: 99.7% of N(0, 1)
-HOW_TO_INSTALL = "Install the exporter with `pip install 'aecourse[explorer]'` (onnx and onnxscript)."
+HOW_TO_INSTALL = "Install the exporter's packages: `pip install onnx onnxscript` (requirements.txt pins them)."
 
 
 @dataclass(frozen=True)
