@@ -81,3 +81,32 @@ def test_every_chapter_opens_the_same_way(chapter):
     code = _code(NOTEBOOKS[chapter])
     assert code.count("set_seed(") == 1, "set_seed is called once per chapter"
     assert "NBVAL" not in code, "nbval markers are cell tags, not comments readers must read past"
+
+
+def _figure_cells(notebook: Path) -> list[dict]:
+    return [
+        c
+        for c in json.loads(notebook.read_text())["cells"]
+        if c["cell_type"] == "code" and any("image/png" in o.get("data", {}) for o in c.get("outputs", []))
+    ]
+
+
+FIGURE_NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("notebook", FIGURE_NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_figure_is_numbered_captioned_described_and_cited(notebook):
+    """Each cell that draws a figure names it, captions it and describes it for screen readers (myst-nb's cell
+    metadata mystnb.figure and mystnb.image.alt), and the page's prose cites it with {numref}."""
+    cells = json.loads(notebook.read_text())["cells"]
+    prose = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    for cell in _figure_cells(notebook):
+        meta = cell["metadata"].get("mystnb", {})
+        figure, alt = meta.get("figure", {}), meta.get("image", {}).get("alt", "")
+        where = f"{notebook.name} cell {cell.get('id')}"
+        assert figure.get("name", "").startswith("fig-"), f"{where}: a figure without a name"
+        assert len(figure.get("caption", "")) > 30, f"{where}: a figure without a caption"
+        assert len(alt) > 20 and not re.fullmatch(r"[0-9a-f./_-]+", alt), f"{where}: no alt text that describes it"
+        assert f"{{numref}}`{figure['name']}`" in prose, f"{where}: {figure['name']} is never cited in the prose"
+    names = [c["metadata"]["mystnb"]["figure"]["name"] for c in _figure_cells(notebook)]
+    assert len(names) == len(set(names)), f"{notebook.name}: two figures share a name"
