@@ -21,7 +21,8 @@ from matplotlib.ticker import NullFormatter
 
 DPI = 100  # the resolution of the stored images (matplotlib's and the notebook's default)
 MIN_FONT_PT = 12  # at DPI, 16.7 px of an image's own pixels: ~14 px on a desktop page, ~6 px on a phone
-MAX_WIDTH_IN = 9.0  # 900 px: a desktop page shows up to about 745 px of it, a phone about 343
+MAX_WIDTH_IN = 8.4  # 840 px, and a little more where a tight bounding box takes in labels: a desktop page shows up to
+# about 745 px of it, a phone about 343
 STYLE = {
     "font.size": MIN_FONT_PT,
     "axes.titlesize": MIN_FONT_PT,
@@ -48,6 +49,11 @@ def _series_styles() -> cycle:
 def _legend_beside(ax) -> None:
     """The legend to the right of the axes, outside the data."""
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, borderaxespad=0.0)
+
+
+def _legend_below(ax) -> None:
+    """The legend under the axes and their label, outside the data, two entries to a row."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, frameon=False, borderaxespad=0.0)
 
 
 def finish(fig: Figure, *, pad: float | None = None, layout: bool = True) -> Figure:
@@ -175,7 +181,7 @@ def latent_scatter(
     points = z.detach().float().cpu()
     labels = labels.detach().cpu()
     with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(8.0, 5.0))
+        fig, ax = plt.subplots(figsize=(7.6, 5.0))
         styles = _series_styles()
         for c, name in enumerate(class_names):
             keep = labels == c
@@ -208,8 +214,7 @@ def plot_xy(
 ) -> Figure:
     """Named (x, y) curves on one axis, e.g. an importance-weighted bound against the number of samples k (ch. 3)."""
     with plt.rc_context(STYLE):
-        wide = max(len(name) for name in curves) > 12  # a legend of long names needs room beside the axes
-        fig, ax = plt.subplots(figsize=(8.5 if wide else 7.0, 4.0))
+        fig, ax = plt.subplots(figsize=(7.0, 4.0 + 0.35 * ((len(curves) + 1) // 2)))  # room for the legend below
         styles = _series_styles()
         for name, (xs, ys) in curves.items():
             ax.plot(xs, ys, markersize=5, label=name, **next(styles))
@@ -224,7 +229,7 @@ def plot_xy(
         if title:
             ax.set_title(title)
         ax.grid(alpha=0.3)
-        _legend_beside(ax)
+        _legend_below(ax)
         return finish(fig)
 
 
@@ -267,7 +272,7 @@ def class_bars(
     differ by hatching as well as by colour."""
     hatches = ("", "//", "..", "xx", "\\\\")
     with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(8.5, 4.2))
+        fig, ax = plt.subplots(figsize=(8.2, 4.2))
         width = 0.8 / len(fractions)
         for i, (name, values) in enumerate(fractions.items()):
             positions = [k + (i - (len(fractions) - 1) / 2) * width for k in range(len(class_names))]

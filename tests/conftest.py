@@ -37,7 +37,7 @@ def server():
 
 @pytest.fixture(scope="module")
 def browser():
-    """Headless Chromium, its console log kept, at the page width the book's layout checks assume (1280 px)."""
+    """Headless Chromium, its console log kept, at the desktop width the book's layout checks assume (1366 px)."""
     webdriver = pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.chrome.service import Service
 
@@ -51,7 +51,7 @@ def browser():
         "--no-sandbox",
         "--disable-gpu",
         "--disable-dev-shm-usage",
-        "--window-size=1280,1000",
+        "--window-size=1366,1000",
     ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
