@@ -7,6 +7,12 @@ matches the chapter's config (a mismatch, a missing file or a damaged one is an 
 retrain); `AECOURSE_RETRAIN=1` trains instead, and the short and smoke budgets always train. `make checkpoints`
 runs the notebooks with `AECOURSE_RETRAIN=missing`: it loads what matches and trains and stores the rest,
 model by model, so a killed run loses at most the model in progress.
+
+A checkpoint is what it says: its manifest must name the model and seed asked for (a file copied over another is
+refused), have the fields the book reads, and match its line in `weights-checksums/<folder>.sha256` beside the
+weights folder (the SHA-256 of every manifest, as `sha256sum` writes it), so that a manifest edited by hand or
+mangled in a merge is refused like damaged weights. `save` writes that line; the weights' own SHA-256 is in the
+manifest. Names become paths, so they are `<folder>/<model>` and nothing else.
 """
 
 from __future__ import annotations
@@ -16,9 +22,10 @@ import hashlib
 import json
 import os
 import platform
-import tempfile
+import re
 import time
 from collections.abc import Callable, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -26,13 +33,29 @@ import torch
 from torch import nn
 
 from aecourse import __version__
-from aecourse.checks import CourseError
+from aecourse.checks import CourseError, check_int
+from aecourse.files import remove_leftovers, write_atomically
 from aecourse.runtime import budget, native_bfloat16, retrain_mode, seeded
 from aecourse.train import History
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"  # package data: a pip install carries them (Colab)
+PACKAGE_WEIGHTS = Path(__file__).resolve().parent / "weights"  # package data: a pip install carries them (Colab)
+WEIGHTS_DIR = PACKAGE_WEIGHTS  # where checkpoints are read and written (the tests point it elsewhere)
 SHARED_MODELS = ("classifier",)  # folders of WEIGHTS_DIR that no chapter owns: trained once, used by several
 STORED_DTYPE = torch.float16  # half the size of float32; the book's numbers are computed from these weights
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*/[A-Za-z0-9][A-Za-z0-9_.+-]*")  # <folder>/<model>, nothing else
+# What every manifest holds, with its type: the fields the package and the book read.
+MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "name": str,
+    "seed": int,
+    "config": dict,
+    "epochs": int,
+    "device": str,
+    "torch": str,
+    "training_seconds": (int, float),
+    "sha256": str,
+    "metrics": dict,
+    "history": list,
+}
 
 
 class CheckpointError(CourseError):
@@ -62,17 +85,140 @@ def training_config(config: Any) -> dict[str, Any]:
     return json.loads(json.dumps({f.name: getattr(config, f.name) for f in fields}, default=str))
 
 
+def check_name(name: str) -> str:
+    """A checkpoint's name, `<folder>/<model>` ("03_vae/vae", "05_beta_vae_torchbearer/beta_0.5"): it becomes a
+    path under the weights folder, so no `..`, no absolute path, no other separator, nothing hidden."""
+    if not isinstance(name, str) or not NAME.fullmatch(name) or ".." in name:
+        raise ValueError(
+            f"{name!r} is not a checkpoint name: it must be <folder>/<model> (letters, digits, _ . + -; no '..', no "
+            "leading dot or slash), e.g. '03_vae/vae', and is stored under the weights folder."
+        )
+    return name
+
+
 def retrain_command(name: str) -> str:
-    """The command that retrains the checkpoint `name` ("03_vae/vae"): its notebook's, when there is one."""
-    notebook = Path("book") / f"{name.split('/')[0]}.ipynb"
-    return f"make checkpoints NB={notebook}" if (WEIGHTS_DIR.parents[1] / notebook).is_file() else "make checkpoints"
+    """The command that retrains the checkpoint `name` ("03_vae/vae"): its notebook's, or the shared model's
+    (`make checkpoints NB=classifier`); the whole book's for a folder that is neither."""
+    folder = name.split("/")[0]
+    if folder in SHARED_MODELS:
+        return f"make checkpoints NB={folder}"
+    notebook = Path("book") / f"{folder}.ipynb"
+    return (
+        f"make checkpoints NB={notebook}" if (PACKAGE_WEIGHTS.parents[1] / notebook).is_file() else "make checkpoints"
+    )
+
+
+def _how_to_train(name: str) -> str:
+    """How to get a checkpoint that is missing or unusable: the command, and for a chapter's model the switches that
+    train it in the notebook instead (no switch trains a shared model: its chapters only load it)."""
+    command = f"Train it with `{retrain_command(name)}`"
+    if name.split("/")[0] in SHARED_MODELS:
+        return command + "."
+    return command + ", or run the notebook with AECOURSE_RETRAIN=1 (or AECOURSE_BUDGET=short for a short run)."
+
+
+def _repository_root(path: Path) -> Path | None:
+    for folder in path.resolve().parents:
+        if (folder / ".git").exists():
+            return folder
+    return None
+
+
+def restore_hint(path: Path) -> str:
+    """How to get the stored version of `path` back: `git checkout` with its path from the repository root in a
+    checkout (the README's commands run there), a reinstall of the package where pip put it."""
+    repository = _repository_root(path)
+    if repository is not None:
+        relative = path.resolve().relative_to(repository).as_posix()
+        return f"Restore it from the repository root ({repository}) with `git checkout -- {relative}`"
+    if path.resolve().is_relative_to(PACKAGE_WEIGHTS):
+        return "Restore it by reinstalling the package (`pip install --force-reinstall --no-deps aecourse`)"
+    return "Restore it from the copy it came from"
 
 
 def paths(name: str, seed: int, root: Path | None = None) -> tuple[Path, Path]:
     """Where the weights and the manifest of `name` (e.g. "03_vae/vae") for one seed live."""
+    check_name(name)
+    check_int("seed", seed, minimum=0)
     stem = f"{name}-seed{seed}"  # joined as text, not with_suffix: a name may hold a dot (beta_0.5)
     root = root or WEIGHTS_DIR
     return root / f"{stem}.safetensors", root / f"{stem}.json"
+
+
+def checksums_path(name: str, root: Path | None = None) -> Path:
+    """The list of the SHA-256 of every manifest of `name`'s folder: `<root>-checksums/<folder>.sha256`, beside the
+    weights folder (aecourse/weights-checksums/03_vae.sha256), in `sha256sum` format."""
+    root = root or WEIGHTS_DIR
+    return root.parent / f"{root.name}-checksums" / f"{check_name(name).split('/')[0]}.sha256"
+
+
+def _read_checksums(path: Path) -> dict[str, str]:
+    sums = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        digest, _, file = line.partition("  ")
+        if not re.fullmatch(r"[0-9a-f]{64}", digest) or not file:
+            raise CheckpointError(
+                f"{path}, line {number}, is not '<sha256>  <file>': the list of manifest checksums is damaged. "
+                f"{restore_hint(path)}."
+            )
+        sums[file] = digest
+    return sums
+
+
+@contextmanager
+def _locked(folder: Path):
+    """An exclusive lock on `folder` (flock on its descriptor), where the OS has one: two processes that store
+    checkpoints of one chapter at once must not lose each other's checksum lines."""
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): a single writer is assumed
+        yield
+        return
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)
+
+
+def _record_checksum(name: str, manifest_path: Path, root: Path | None) -> None:
+    """Write the manifest's SHA-256 into its folder's checksum list (its line replaced, the others kept)."""
+    path = checksums_path(name, root)
+    with _locked(path.parent):
+        remove_leftovers(path.parent, [path.name])
+        sums = _read_checksums(path) if path.is_file() else {}
+        sums[f"{name.split('/')[0]}/{manifest_path.name}"] = _sha256(manifest_path)
+        text = "".join(f"{digest}  {file}\n" for file, digest in sorted(sums.items()))
+        write_atomically(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def _check_checksum(name: str, manifest_path: Path, content: bytes, root: Path | None) -> None:
+    """The manifest must match its line in the checksum list. The list must exist for the package's own weights;
+    elsewhere (a folder that never had one) there is nothing to check against."""
+    root = root or WEIGHTS_DIR
+    path = checksums_path(name, root)
+    if not path.is_file():
+        if root.resolve() == PACKAGE_WEIGHTS:
+            raise CheckpointError(
+                f"{path} is missing: it holds the SHA-256 of every manifest of {name.split('/')[0]}, and no manifest "
+                f"is trusted without it. {restore_hint(path)}."
+            )
+        return
+    file = f"{name.split('/')[0]}/{manifest_path.name}"
+    recorded = _read_checksums(path).get(file)
+    if recorded is None:
+        raise CheckpointError(
+            f"{manifest_path} has no line in {path}: it was not stored by `make checkpoints` (which records every "
+            f"manifest's SHA-256 there). {_how_to_train(name)}"
+        )
+    if recorded != hashlib.sha256(content).hexdigest():
+        raise CheckpointError(
+            f"{manifest_path} does not match its SHA-256 in {path}: the manifest was edited or damaged after it was "
+            f"stored, so its history and metrics cannot be trusted. {restore_hint(manifest_path)}, or retrain with "
+            f"`{retrain_command(name)}`."
+        )
 
 
 def _sha256(path: Path) -> str:
@@ -114,15 +260,13 @@ def _load_into(module: nn.Module, state: Mapping[str, torch.Tensor], where: str)
 
 
 def _write_atomically(path: Path, write: Callable[[str], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(handle)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    write_atomically(path, write)
+
+
+def _remove_leftovers(name: str, seed: int, root: Path | None) -> None:
+    """Remove the temporary files that a killed save of this checkpoint left (aecourse.files says which)."""
+    weights_path, manifest_path = paths(name, seed, root)
+    remove_leftovers(weights_path.parent, [weights_path.name, manifest_path.name], stacklevel=4)
 
 
 def save(
@@ -133,6 +277,7 @@ def save(
     from safetensors.torch import save_file
 
     weights_path, manifest_path = paths(name, seed, root)
+    _remove_leftovers(name, seed, root)
     state = _rounded(module.state_dict())
     _check_weights(state, name)
     _write_atomically(weights_path, lambda tmp: save_file(state, tmp))
@@ -155,59 +300,128 @@ def save(
     }
     text = json.dumps(manifest, indent=1, sort_keys=False) + "\n"
     _write_atomically(manifest_path, lambda tmp: Path(tmp).write_text(text))
+    _record_checksum(name, manifest_path, root)
     return manifest
 
 
-def read_manifest(name: str, seed: int, root: Path | None = None) -> dict[str, Any]:
-    """The manifest of a stored model; a missing or unreadable one is a CheckpointError that says how to retrain."""
-    _, manifest_path = paths(name, seed, root)
-    if not manifest_path.is_file():
-        raise CheckpointError(
-            f"no checkpoint of {name} (seed {seed}) at {manifest_path}. Train it with `{retrain_command(name)}`, "
-            "or run the notebook with AECOURSE_RETRAIN=1 (or AECOURSE_BUDGET=short for a short run)."
-        )
+def _malformed(manifest: Any) -> str | None:
+    """What is wrong with a manifest's structure, or None: the fields the package and the book read, typed."""
+    if not isinstance(manifest, dict):
+        return f"it holds a JSON {type(manifest).__name__}, not a JSON object"
+    for key, kind in MANIFEST_FIELDS.items():
+        if key not in manifest:
+            return f"it has no {key!r}"
+        value = manifest[key]
+        if isinstance(value, bool) or not isinstance(value, kind):
+            expected = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+            return f"its {key!r} is {type(value).__name__} {value!r:.60}, not {expected}"
+    if not re.fullmatch(r"[0-9a-f]{64}", manifest["sha256"]):
+        return f"its 'sha256' is not 64 hexadecimal digits: {manifest['sha256']!r:.80}"
+    for number, row in enumerate(manifest["history"], 1):
+        if not isinstance(row, dict) or not all(
+            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in row.items()
+        ):
+            return f"its 'history' row {number} is not a mapping of names to numbers: {row!r:.80}"
+    if manifest["epochs"] != len(manifest["history"]):
+        return f"its 'epochs' ({manifest['epochs']}) and its 'history' ({len(manifest['history'])} rows) disagree"
+    return None
+
+
+def _parsed(manifest_path: Path, command: str) -> tuple[bytes, dict[str, Any]]:
+    """The bytes of a manifest and its content, readable and complete (`_malformed`), or a CheckpointError."""
     try:
-        return json.loads(manifest_path.read_text())
+        content = manifest_path.read_bytes()
+        manifest = json.loads(content)
     except (OSError, ValueError) as exc:
         raise CheckpointError(
-            f"{manifest_path} is not a readable manifest ({exc}); retrain with `{retrain_command(name)}`."
+            f"{manifest_path} is not a readable manifest ({exc}); {restore_hint(manifest_path)}, or retrain with "
+            f"`{command}`."
         ) from exc
+    problem = _malformed(manifest)
+    if problem is not None:
+        raise CheckpointError(
+            f"{manifest_path} is not a complete manifest: {problem}. {restore_hint(manifest_path)}, or retrain with "
+            f"`{command}`."
+        )
+    return content, manifest
+
+
+def read_manifest(name: str, seed: int, root: Path | None = None) -> dict[str, Any]:
+    """The manifest of a stored model, checked: readable, complete, its line in the checksum list matched, and
+    naming `name` and `seed` (a file copied over another's is refused). A missing or unusable one is a
+    CheckpointError that says how to restore or retrain it."""
+    weights_path, manifest_path = paths(name, seed, root)
+    if not manifest_path.is_file():
+        if weights_path.is_file():
+            raise CheckpointError(
+                f"the manifest of {name} (seed {seed}) is missing at {manifest_path}, although its weights are there: "
+                f"without it nothing says what the weights are. {restore_hint(manifest_path)}, or retrain with "
+                f"`{retrain_command(name)}`."
+            )
+        raise CheckpointError(f"no checkpoint of {name} (seed {seed}) at {manifest_path}. {_how_to_train(name)}")
+    content, manifest = _parsed(manifest_path, retrain_command(name))
+    if (manifest["name"], manifest["seed"]) != (name, seed):
+        raise CheckpointError(
+            f"{manifest_path} is the manifest of {manifest['name']} (seed {manifest['seed']}), not {name} (seed "
+            f"{seed}): the files were copied or renamed, and the weights beside it are another model's. "
+            f"{restore_hint(manifest_path)} (and its weights), or retrain with `{retrain_command(name)}`."
+        )
+    _check_checksum(name, manifest_path, content, root)
+    return manifest
 
 
 def load(
-    module: nn.Module, name: str, seed: int, *, expect: Mapping[str, Any] | None = None, root: Path | None = None
+    module: nn.Module,
+    name: str,
+    seed: int,
+    *,
+    expect: Mapping[str, Any] | None = None,
+    complete: bool = False,
+    root: Path | None = None,
 ) -> dict[str, Any]:
-    """Load the stored weights of `name` into `module` after checking them: the SHA-256 in the manifest, finite
-    float16 tensors that fit the module, and (given `expect`) config entries that must hold. Returns the manifest."""
+    """Load the stored weights of `name` into `module` after checking them: the manifest (see `read_manifest`), the
+    weights' SHA-256 in it, finite float16 tensors that fit the module, and (given `expect`) config entries that
+    must hold; `complete=True` also refuses entries the stored config has beyond `expect` (a chapter's whole
+    training config: the checkpoint of a config that lost a field is stale). Returns the manifest."""
     from safetensors.torch import load_file
 
+    _remove_leftovers(name, seed, root)
     manifest = read_manifest(name, seed, root)
-    stored_config = manifest.get("config", {})
+    stored_config = manifest["config"]
     wanted = json.loads(json.dumps(dict(expect or {}), default=str))
     differ = [
         f"{k}={stored_config.get(k, '<absent>')!r} (asked: {v!r})"
         for k, v in wanted.items()
         if stored_config.get(k, "<absent>") != v
     ]
+    if complete:
+        differ += [
+            f"{k}={stored_config[k]!r} (a field the config no longer has)" for k in stored_config if k not in wanted
+        ]
     if differ:
+        how = _how_to_train(name).removeprefix("Train it with ")
         raise CheckpointError(
-            f"the checkpoint of {name} (seed {seed}) was trained with {', '.join(differ)}. Retrain it with "
-            f"`{retrain_command(name)}` (or set AECOURSE_RETRAIN=1), or change the config back."
+            f"the checkpoint of {name} (seed {seed}) was trained with {', '.join(differ)}: it is stale. Retrain it "
+            f"with {how.rstrip('.')}; or change the config back."
         )
     weights_path, _ = paths(name, seed, root)
     if not weights_path.is_file():
         raise CheckpointError(
-            f"{weights_path} is missing although its manifest is there; retrain with `{retrain_command(name)}`."
+            f"{weights_path} is missing although its manifest is there. {restore_hint(weights_path)}, or retrain "
+            f"with `{retrain_command(name)}`."
         )
-    if _sha256(weights_path) != manifest.get("sha256"):
+    if _sha256(weights_path) != manifest["sha256"]:
         raise CheckpointError(
             f"{weights_path} does not match the SHA-256 in its manifest: the file is damaged or was replaced. "
-            f"Restore it (git checkout -- {weights_path.name}) or retrain with `{retrain_command(name)}`."
+            f"{restore_hint(weights_path)}, or retrain with `{retrain_command(name)}`."
         )
     try:
         state = load_file(str(weights_path))
     except Exception as exc:  # safetensors raises its own error types for a malformed header
-        raise CheckpointError(f"{weights_path} is not a readable safetensors file ({exc}).") from exc
+        raise CheckpointError(
+            f"{weights_path} is not a readable safetensors file ({exc}). {restore_hint(weights_path)}, or retrain "
+            f"with `{retrain_command(name)}`."
+        ) from exc
     _check_weights(state, str(weights_path))
     _load_into(module, state, str(weights_path))
     return manifest
@@ -230,6 +444,8 @@ def trained(
     `stored(model)` is the part that is kept: a GAN keeps its generator, which is all that is needed to sample.
     """
     wanted = training_config(config)
+    check_name(name)
+    check_int("seed", seed, minimum=0)
     with seeded(seed):
         model = build()
     device = str(next(model.parameters()).device)
@@ -237,13 +453,7 @@ def trained(
     at_full = budget() == "full"
     if at_full and retrain_mode() != "all":
         try:
-            manifest = load(stored(model), name, seed, expect=wanted)
-            extra = sorted(set(manifest["config"]) - set(wanted))
-            if extra or manifest.get("seed") != seed:
-                raise CheckpointError(
-                    f"the checkpoint of {name} (seed {manifest.get('seed')}) has config fields the chapter no longer "
-                    f"has ({', '.join(extra) or 'none'}) or another seed; retrain with `{retrain_command(name)}`."
-                )
+            manifest = load(stored(model), name, seed, expect=wanted, complete=True)
             return Trained(model, History([dict(row) for row in manifest["history"]]), manifest)
         except CheckpointError:
             if not update:
@@ -292,7 +502,22 @@ def stored_size(root: Path | None = None) -> int:
 
 
 def manifests(root: Path | None = None) -> list[dict[str, Any]]:
-    """Every stored manifest, sorted by name and seed (the intro's table of training times reads them)."""
+    """Every manifest under `root` (the weights folder, one of its folders, or a copy set aside), sorted by name and
+    seed (the intro's table of training times reads them). One in its place in a weights folder is checked as
+    `read_manifest` checks it; one elsewhere must at least be complete and name the model and seed of its file."""
     root = root or WEIGHTS_DIR
-    found = [json.loads(p.read_text()) for p in sorted(root.rglob("*.json"))] if root.is_dir() else []
+    found = []
+    for path in sorted(root.rglob("*.json")) if root.is_dir() else []:
+        model, _, seed = path.name.removesuffix(".json").rpartition("-seed")
+        if not seed.isdigit():
+            raise CheckpointError(f"{path} is not named <model>-seed<N>.json, as a stored manifest is.")
+        _, manifest = _parsed(path, "make checkpoints")
+        if manifest["name"] == f"{path.parent.name}/{model}" and manifest["seed"] == int(seed):
+            manifest = read_manifest(manifest["name"], int(seed), path.parents[1])  # in its place: every check
+        elif manifest["name"].split("/")[-1] != model or manifest["seed"] != int(seed):
+            raise CheckpointError(
+                f"{path} is the manifest of {manifest['name']} (seed {manifest['seed']}), not of the model its file "
+                "is named after: the files were copied or renamed."
+            )
+        found.append(manifest)
     return sorted(found, key=lambda m: (m["name"], m["seed"]))

@@ -1,5 +1,6 @@
 """Input checks shared by every public entry point: a batch of images (type, dtype, shape, values), a pair of
-batches that must hold the same images, and the scalar knobs (beta, sigma, probabilities).
+batches that must hold the same images, codes for a decoder, any tensor that must be finite and non-empty, the
+scalar knobs (beta, sigma, probabilities, learning rates), counts that must be ints in range, and devices.
 
 One place for them, so that a wrong input fails at the door with the same kind of message everywhere, instead of
 deep inside torch ("mat1 and mat2 must have the same dtype") or, worse, not at all.
@@ -8,6 +9,7 @@ deep inside torch ("mat1 and mat2 must have the same dtype") or, worse, not at a
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import nn
@@ -52,12 +54,14 @@ def check_images(
     low: float = 0.0,
     high: float = 1.0,
     dtype: torch.dtype | None = None,
+    nonempty: bool = False,
 ) -> None:
     """Refuse anything but a finite float batch of 28x28 images, (B, 784) or (B, 1, 28, 28), in [low, high].
 
     Given the `model` that will read them, the message names it and the images must have its parameters' dtype
     (float64 or float16 images would otherwise fail deep in a matmul); `noisy=True` widens the range to what a DAE's
-    noisy input may hold (NOISY_RANGE).
+    noisy input may hold (NOISY_RANGE). `nonempty=True` refuses a batch of no images: what a measurement or a
+    training run over a whole set cannot do anything with (a model's own forward pass accepts one).
     """
     if model is not None:
         who = who or type(model).__name__
@@ -83,6 +87,8 @@ def check_images(
             "Add the batch dimension with x.unsqueeze(0) for a single image."
         )
     if x.numel() == 0:
+        if nonempty:
+            raise ValueError(f"{who} got an empty batch, shape {tuple(x.shape)}; it needs at least one image.")
         return
     values = x.detach()
     if not bool(torch.isfinite(values).all()):
@@ -101,6 +107,11 @@ def check_same_images(x_hat: torch.Tensor, x: torch.Tensor, *, who: str = "the l
     for name, t in (("x_hat", x_hat), ("x", x)):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{who}: {name} must be a torch.Tensor, got {type(t).__name__}.")
+        if not t.is_floating_point():
+            raise TypeError(
+                f"{who}: {name} must hold float images in [0, 1]; got dtype {t.dtype}. Divide uint8 images by 255 "
+                "(load_fashion_mnist already does)."
+            )
     same_batch = x_hat.dim() >= 1 and x.dim() >= 1 and x_hat.shape[0] == x.shape[0]
     shapes = {tuple(x_hat.shape[1:]), tuple(x.shape[1:])}
     same_images = len(shapes) == 1 or shapes <= set(IMAGE_SHAPES)
@@ -111,13 +122,106 @@ def check_same_images(x_hat: torch.Tensor, x: torch.Tensor, *, who: str = "the l
         )
 
 
+def _number(value: object) -> object:
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return float(value)
+    return value
+
+
 def check_nonnegative(name: str, value: float) -> float:
-    """A finite number >= 0 (beta, sigma, a learning rate); returned as a float."""
-    if isinstance(value, torch.Tensor):
-        value = float(value)
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+    """A finite number >= 0 (beta, sigma, a threshold); returned as a float."""
+    value = _number(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number >= 0; got {value!r}.")
     return float(value)
+
+
+def check_positive(name: str, value: float) -> float:
+    """A finite number > 0 (a learning rate, a peak value); returned as a float. An infinite learning rate turns
+    every weight into inf or NaN at the first step; a zero one trains nothing, silently."""
+    value = _number(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0; got {value!r}.")
+    return float(value)
+
+
+def check_int(name: str, value: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """An int (not a bool, not a float that happens to be whole) in [minimum, maximum]; returned as an int. A float
+    count would otherwise fail deep in range() or torch.randn with a message that names neither."""
+    bounds = " ".join(
+        part
+        for part in (
+            f">= {minimum}" if minimum is not None and maximum is None else "",
+            f"in {minimum}..{maximum}" if minimum is not None and maximum is not None else "",
+            f"<= {maximum}" if maximum is not None and minimum is None else "",
+        )
+        if part
+    )
+    expected = f"{name} must be an int{' ' + bounds if bounds else ''}; got {value!r}."
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(expected)
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ValueError(expected)
+    return int(value)
+
+
+def check_tensor(
+    x: torch.Tensor, name: str, *, dims: int | None = None, floating: bool = True, finite: bool = True
+) -> None:
+    """A non-empty tensor (with `dims` dimensions, floating point, finite, as asked): what a measurement can score.
+    `name` says whose argument it is ("psnr: x_hat")."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor; got {type(x).__name__}.")
+    if dims is not None and x.dim() != dims:
+        raise ValueError(f"{name} must have {dims} dimension(s); got shape {tuple(x.shape)}.")
+    if x.numel() == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(x.shape)}): there is nothing to compute on.")
+    if floating and not x.is_floating_point():
+        raise TypeError(f"{name} must be a float tensor; got dtype {x.dtype}. Convert it with .float().")
+    if finite and (x.is_floating_point() or x.is_complex()) and not bool(torch.isfinite(x.detach()).all()):
+        raise ValueError(f"{name} holds NaN or infinite values; check the model's weights and the inputs.")
+
+
+def check_codes(z: torch.Tensor, model: nn.Module, *, who: str) -> None:
+    """Codes for `model`'s decoder: a finite float batch, (N, latent_dim) where the model says its latent_dim (a
+    conv DAE's codes are feature maps: any (N, ...) batch there)."""
+    latent_dim = getattr(model, "latent_dim", None)
+    width = latent_dim if isinstance(latent_dim, int) and not isinstance(latent_dim, bool) else None
+    if not isinstance(z, torch.Tensor):
+        raise TypeError(f"{who} expects codes as a torch.Tensor (N, {width or 'latent_dim'}); got {type(z).__name__}.")
+    if width is not None and z.dim() != 2:
+        raise ValueError(
+            f"{who} expects a batch of codes (N, {width}); got shape {tuple(z.shape)}. For a single code, add the "
+            "batch dimension with z.unsqueeze(0)."
+        )
+    if width is not None and z.shape[1] != width:
+        raise ValueError(
+            f"{who}: {type(model).__name__} decodes codes of width {width}, (N, {width}); got {tuple(z.shape)}. "
+            "Use codes of this model (its encode or prior_codes), not of a model with another latent_dim."
+        )
+    check_tensor(z, f"{who}: the codes z")
+
+
+def check_device(device: torch.device | str, *, who: str) -> torch.device:
+    """A device the course can run on, that this machine has: cpu, or cuda where torch sees a GPU."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"{who}: device={device!r} is not a device; use 'cpu', 'cuda' or 'cuda:N'. ({exc})") from None
+    if parsed.type not in ("cpu", "cuda"):
+        raise ValueError(f"{who}: the course runs on cpu or cuda, not device={device!r}.")
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"{who}: device={str(device)!r} asks for a CUDA GPU, but torch sees none here. Pass device='cpu', or "
+                "device=pick_device() (CUDA where there is one)."
+            )
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"{who}: device={str(device)!r} names GPU {parsed.index}, but torch sees "
+                f"{torch.cuda.device_count()} GPU(s) (cuda:0..cuda:{torch.cuda.device_count() - 1})."
+            )
+    return parsed
 
 
 def check_probability(name: str, value: float) -> float:

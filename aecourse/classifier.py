@@ -16,12 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aecourse.checkpoints import CheckpointError, load, save, training_config
-from aecourse.checks import check_images, model_dtype
+from aecourse.checkpoints import CheckpointError, load, retrain_command, save, training_config
+from aecourse.checks import check_device, check_images, check_int, check_positive, check_probability, model_dtype
 from aecourse.data import FashionMNIST
 from aecourse.inference import predict
 from aecourse.runtime import retrain_mode
-from aecourse.train import History, train_epoch
+from aecourse.train import History, guarded_epoch, train_epoch
 
 CHECKPOINT = "classifier/fashion_cnn"
 MIN_ACCURACY = 0.88  # below this, the classifier cannot tell the classes apart well enough to judge samples
@@ -44,7 +44,10 @@ class FashionClassifier(nn.Module):
 
     def __init__(self, channels: tuple[int, int] = (32, 64), hidden_dim: int = 128) -> None:
         super().__init__()
-        c1, c2 = channels
+        if len(channels) != 2:
+            raise ValueError(f"FashionClassifier: channels are the two convolutions' widths; got {channels!r}.")
+        c1, c2 = (check_int("FashionClassifier: channels", c, minimum=1) for c in channels)
+        check_int("FashionClassifier: hidden_dim", hidden_dim, minimum=1)
         self.num_features = hidden_dim  # torchmetrics' FID reads this instead of probing with a 299x299 image
         self.conv1 = nn.Conv2d(1, c1, 5, stride=2, padding=2)  # (B, 1, 28, 28) -> (B, c1, 14, 14)
         self.conv2 = nn.Conv2d(c1, c2, 3, stride=2, padding=1)  # (B, c1, 14, 14) -> (B, c2, 7, 7)
@@ -64,7 +67,12 @@ class FashionClassifier(nn.Module):
 
 
 def train_classifier(model: FashionClassifier, data: FashionMNIST, settings: ClassifierSettings) -> History:
-    """Train the classifier in place with chapter 1's loop, seeded, with the learning rate halved after every epoch."""
+    """Train the classifier in place with chapter 1's loop, seeded, with the learning rate halved after every epoch;
+    guarded as `fit` is (aecourse.train.guarded_epoch)."""
+    check_positive("train_classifier: settings.lr", settings.lr)
+    check_int("train_classifier: settings.num_epochs", settings.num_epochs, minimum=0)
+    check_int("train_classifier: settings.batch_size", settings.batch_size, minimum=1)
+    check_int("train_classifier: settings.seed", settings.seed)
     device = next(model.parameters()).device
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     x_train, y_train = data.x_train.to(device), data.y_train.to(device)
@@ -81,7 +89,15 @@ def train_classifier(model: FashionClassifier, data: FashionMNIST, settings: Cla
             group["lr"] = settings.lr * 0.5**epoch
         shuffle = torch.Generator().manual_seed(settings.seed + epoch)  # a new order each epoch
         start = time.perf_counter()
-        train = train_epoch(model, optimizer, cross_entropy, indices, batch_size=settings.batch_size, generator=shuffle)
+        train = guarded_epoch(
+            epoch + 1,
+            model,
+            [optimizer],
+            lambda shuffle=shuffle: train_epoch(
+                model, optimizer, cross_entropy, indices, batch_size=settings.batch_size, generator=shuffle
+            ),
+            history,
+        )
         history.rows.append(
             {"epoch": float(epoch + 1), "train_loss": train["loss"], "seconds": time.perf_counter() - start}
         )
@@ -90,6 +106,9 @@ def train_classifier(model: FashionClassifier, data: FashionMNIST, settings: Cla
 
 def accuracy(classifier: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """Fraction of images whose predicted class is the label."""
+    if not isinstance(y, torch.Tensor) or y.shape != (len(x),):
+        shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+        raise ValueError(f"accuracy needs one label per image, shape ({len(x)},); got {shape}.")
     return float((predict(classifier, x) == y).float().mean())
 
 
@@ -105,6 +124,8 @@ def pretrained_classifier(
     its test accuracy must reach `min_accuracy`. Under `make checkpoints` a missing checkpoint is trained and stored.
     `settings`, `root` and `min_accuracy` exist for the tests."""
     settings = settings or ClassifierSettings()
+    device = check_device(device, who="pretrained_classifier")
+    check_probability("pretrained_classifier: min_accuracy", min_accuracy)
     with torch.random.fork_rng(devices=[]):  # building the network draws initial weights: keep the caller's stream
         torch.manual_seed(settings.seed)
         model = FashionClassifier(settings.channels, settings.hidden_dim).to(device)
@@ -123,6 +144,6 @@ def pretrained_classifier(
     if test_accuracy < min_accuracy:
         raise CheckpointError(
             f"the classifier's test accuracy is {test_accuracy:.3f}, below {min_accuracy}: it cannot judge samples. "
-            "Retrain it with `make checkpoints`."
+            f"Retrain it with `{retrain_command(CHECKPOINT)}`."
         )
     return model

@@ -1,36 +1,46 @@
 """Fashion-MNIST, found offline and verified; and the transforms of its images: the input noise of the
 denoising autoencoder (chapter 2) and dynamic binarization (chapter 3).
 
-Every chapter loads the data through `load_fashion_mnist`. The IDX files are read by torchvision's own
-reader, which wants them gunzipped under `ROOT/FashionMNIST/raw/`; this module finds the files, unpacks
-them there atomically, and checks the decompressed bytes against checksums pinned below, so the Debian
-copy (`apt-get install dataset-fashion-mnist`) and torchvision's download are accepted alike.
+Every chapter loads the data through `load_fashion_mnist`. This module finds the four IDX files, checks their
+decompressed bytes against checksums pinned below, and parses those very bytes: nothing that was not verified is
+read (torchvision's dataset class would prefer a `processed/*.pt` file lying in its folder to the raw files). It also
+keeps a gunzipped copy under `CACHE/FashionMNIST/raw/` (written atomically), the layout torchvision downloads into.
+The Debian copy (`apt-get install dataset-fashion-mnist`) and torchvision's download are accepted alike.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
-import re
+import struct
 import tempfile
-import time
-import warnings
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from aecourse.checks import CourseError, check_nonnegative, check_probability
+from aecourse import files
+from aecourse.checks import (
+    CourseError,
+    check_device,
+    check_images,
+    check_int,
+    check_nonnegative,
+    check_probability,
+)
 from aecourse.runtime import on_colab
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 DATA_ENV = "AECOURSE_DATA"
 CACHE_ENV = "AECOURSE_CACHE"
-# A temporary file of an unpacking older than this was left by a killed process (unpacking takes about a second).
-STALE_AFTER_S = 600.0
+# A temporary file of an unpacking is removed at once when the process that wrote it is gone; where that cannot be
+# told (another machine sharing the cache), when it is older than this (unpacking takes about a second).
+STALE_AFTER_S = files.STALE_AFTER_S
 
 CLASS_NAMES: tuple[str, ...] = (
     "T-shirt/top",
@@ -91,9 +101,10 @@ HOW_TO_GET_IT = (
 class FashionMNIST:
     """The train and test splits as tensors: images (N, 1, 28, 28) float32 in [0, 1], labels int64.
 
-    `source` is the folder the files were read from and verified in. A damaged source is an error even when the
-    cache holds a good copy, rather than a fallback to the cache: the user named or installed that source, and a
-    load that quietly reads something else hides the damage until the cache is cleared.
+    `source` is the folder whose files were read: the tensors are parsed from the very bytes whose SHA-256 was
+    checked against the pinned sums, in that load. A damaged source is an error even when the cache holds a good
+    copy, rather than a fallback to the cache: the user named or installed that source, and a load that quietly
+    reads something else hides the damage until the cache is cleared.
     """
 
     x_train: torch.Tensor
@@ -105,6 +116,7 @@ class FashionMNIST:
 
     def to(self, device: torch.device | str) -> FashionMNIST:
         """The same data on another device (the whole set fits in GPU memory: 220 MB)."""
+        device = check_device(device, who="FashionMNIST.to")
         return FashionMNIST(
             self.x_train.to(device),
             self.y_train.to(device),
@@ -194,12 +206,15 @@ def _check_sha256(source: Path, actual: str, expected: str) -> None:
         )
 
 
-def _verify_source(source: Path, expected_sha256: str) -> None:
-    """Refuse a damaged source even when the cache already holds a good copy: `source` must tell the truth."""
-    digest = hashlib.sha256()
+def _verified_content(source: Path, expected_sha256: str) -> bytes:
+    """The decompressed content of `source`, after checking its SHA-256: the bytes that are then parsed, so that
+    what is read is what was verified. A damaged source is refused even when the cache holds a good copy."""
+    digest, blocks = hashlib.sha256(), []
     for block in _chunks(source):
         digest.update(block)
+        blocks.append(block)
     _check_sha256(source, digest.hexdigest(), expected_sha256)
+    return b"".join(blocks)
 
 
 def _cache_error(folder: Path, exc: OSError) -> DataError:
@@ -210,23 +225,26 @@ def _cache_error(folder: Path, exc: OSError) -> DataError:
 
 
 def _tmp_prefix(name: str) -> str:
-    """The prefix of the temporary file that `name` is unpacked through: `.<name>.` plus mkstemp's 8 characters."""
-    return f".{name}."
+    """The prefix of the temporary file that `name` is unpacked through: the writer's pid and host, so that a later
+    load can tell a killed unpacking's leftover from one in progress (aecourse.files)."""
+    return files.temporary_prefix(name)
 
 
-def _unpack(source: Path, target: Path, expected_sha256: str) -> None:
-    """Copy or gunzip `source` to `target` through a temporary file, so a failure leaves nothing behind."""
+def _unpack(source: Path, target: Path, expected_sha256: str) -> bytes:
+    """Copy or gunzip `source` to `target` through a temporary file, so a failure leaves nothing behind; return the
+    content, verified."""
     try:
         handle, tmp_name = tempfile.mkstemp(prefix=_tmp_prefix(target.name), dir=target.parent)
     except OSError as exc:
         raise _cache_error(target.parent, exc) from exc
     tmp = Path(tmp_name)
     try:
-        digest = hashlib.sha256()
+        digest, blocks = hashlib.sha256(), []
         try:
             with os.fdopen(handle, "wb") as out:
                 for block in _chunks(source):  # a read error is a DataError, not an OSError: it names the source
                     digest.update(block)
+                    blocks.append(block)
                     out.write(block)
             os.chmod(tmp, 0o644)  # mkstemp creates 0600; the unpacked data are ordinary readable files
         except OSError as exc:
@@ -238,6 +256,7 @@ def _unpack(source: Path, target: Path, expected_sha256: str) -> None:
             raise _cache_error(target.parent, exc) from exc
     finally:
         tmp.unlink(missing_ok=True)
+    return b"".join(blocks)
 
 
 def _raw_folder(cache_dir: Path) -> Path:
@@ -250,44 +269,24 @@ def _raw_folder(cache_dir: Path) -> Path:
     return raw
 
 
-def _remove_stale_temporaries(raw: Path, spec: IdxSpec) -> None:
-    """Delete temporary files that a killed unpacking left behind; ours only, and only old ones.
-
-    Another process may be unpacking into the same cache right now (it takes about a second), so a temporary
-    file younger than STALE_AFTER_S is left alone.
-    """
-    now = time.time()
-    prefixes = "|".join(re.escape(_tmp_prefix(name)) for name in spec.sha256)
-    ours = re.compile(f"(?:{prefixes})[a-z0-9_]{{8}}")  # mkstemp's 8 random characters
-    for path in raw.iterdir():
-        if not ours.fullmatch(path.name):
-            continue
-        try:
-            if now - path.stat().st_mtime > STALE_AFTER_S:
-                path.unlink()
-        except FileNotFoundError:  # another process cleaned it first
-            continue
-        except OSError as exc:  # a read-only shared cache still serves its verified files: say so, go on
-            message = f"could not delete {path}, left by an interrupted unpacking ({exc}); delete it by hand."
-            warnings.warn(message, stacklevel=4)  # points at the caller of load_fashion_mnist
-
-
-def _prepare_raw_folder(files: dict[str, Path], cache_dir: Path, spec: IdxSpec) -> Path:
-    """Make `cache_dir/FashionMNIST/raw` hold verified, gunzipped copies of `files`; return the torchvision root.
+def _prepare_raw_folder(files_found: dict[str, Path], cache_dir: Path, spec: IdxSpec) -> dict[str, bytes]:
+    """The verified content of each file found, by name; and `cache_dir/FashionMNIST/raw` holding gunzipped copies.
 
     Every source file is verified, even when the cache already holds a good copy: a damaged source is an error
-    that names it, never a silent load from the cache (which would make `FashionMNIST.source` lie).
+    that names it, never a silent load from the cache (which would make `FashionMNIST.source` lie). Temporary files
+    that a killed unpacking left in the cache are removed first (aecourse.files says which are left behind).
     """
     raw = _raw_folder(cache_dir)
-    _remove_stale_temporaries(raw, spec)
-    for name, source in files.items():
+    files.remove_leftovers(raw, spec.sha256, stale_after=STALE_AFTER_S, stacklevel=4)  # warns at our caller
+    content = {}
+    for name, source in files_found.items():
         target = raw / name
         already_there = source.resolve() == target.resolve()  # found in the cache, or downloaded there
         if already_there or (target.is_file() and _sha256_of(target) == spec.sha256[name]):
-            _verify_source(source, spec.sha256[name])
+            content[name] = _verified_content(source, spec.sha256[name])
         else:
-            _unpack(source, target, spec.sha256[name])  # verifies while it copies
-    return cache_dir
+            content[name] = _unpack(source, target, spec.sha256[name])  # verifies while it copies
+    return content
 
 
 def _download(root: Path) -> None:
@@ -311,14 +310,22 @@ def _download(root: Path) -> None:
         ) from exc
 
 
-def _read_split(torchvision_root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    from torchvision.datasets import FashionMNIST as TorchvisionFashionMNIST
+def _parse_idx(content: bytes, source: Path, ndim: int) -> torch.Tensor:
+    """The uint8 tensor an IDX file holds (LeCun et al.'s format: a magic number 0x0000 08 <ndim>, ndim big-endian
+    sizes, then the values), parsed from `content`, the bytes already verified."""
+    header = 4 + 4 * ndim
+    if len(content) < header or content[:4] != bytes([0, 0, 0x08, ndim]):
+        raise DataError(f"{source} is not an IDX file of {ndim}-D unsigned bytes (its header: {content[:4].hex()}).")
+    shape = struct.unpack(f">{ndim}I", content[4:header])
+    if len(content) - header != math.prod(shape):
+        raise DataError(f"{source} holds {len(content) - header} values after its header, not {math.prod(shape)}.")
+    return torch.from_numpy(np.frombuffer(content, dtype=np.uint8, offset=header).reshape(shape).copy())
 
-    try:
-        split = TorchvisionFashionMNIST(root=str(torchvision_root), train=train, download=False)
-    except Exception as exc:
-        raise DataError(f"torchvision could not read the IDX files under {torchvision_root}: {exc}") from exc
-    return split.data, split.targets
+
+def _read_split(content: dict[str, bytes], found: dict[str, Path], train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    prefix = "train" if train else "t10k"
+    images, labels = f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
+    return _parse_idx(content[images], found[images], 3), _parse_idx(content[labels], found[labels], 1)
 
 
 def _check_split(images: torch.Tensor, labels: torch.Tensor, expected: int, split: str) -> None:
@@ -379,29 +386,30 @@ def load_fashion_mnist(
     when one is given, else into the cache. By default (None) it downloads on Colab only: elsewhere the files are
     installed (`apt-get install dataset-fashion-mnist`) and a missing file is an error that says so.
     """
+    device = check_device(device, who="load_fashion_mnist")  # before a second of reading, not after
     if download is None:
         download = on_colab()
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    files = find_fashion_mnist(root, cache_dir=cache, spec=spec)
-    if files is None:
+    found = find_fashion_mnist(root, cache_dir=cache, spec=spec)
+    if found is None:
         if not download:
             raise _not_found(root, cache, spec)
         explicit = _explicit_folder(root)
         target = explicit[0] if explicit is not None else cache
         _download(target)
-        files = _complete_folder(target, spec)
-        if files is None:
-            raise DataError(f"torchvision reported success but the files are not in {target}.\n" + HOW_TO_GET_IT)
-    torchvision_root = _prepare_raw_folder(files, cache, spec)
-    train_images, train_labels = _read_split(torchvision_root, train=True)
-    test_images, test_labels = _read_split(torchvision_root, train=False)
+        found = _complete_folder(target, spec)
+        if found is None:
+            raise DataError(f"torchvision reported success but the found are not in {target}.\n" + HOW_TO_GET_IT)
+    content = _prepare_raw_folder(found, cache, spec)
+    train_images, train_labels = _read_split(content, found, train=True)
+    test_images, test_labels = _read_split(content, found, train=False)
     _check_split(train_images, train_labels, spec.num_train, "train")
     _check_split(test_images, test_labels, spec.num_test, "test")
     if spec.train_per_class is not None:
         counts = torch.bincount(train_labels, minlength=len(CLASS_NAMES))
         if not bool((counts == spec.train_per_class).all()):
             raise DataError(f"expected {spec.train_per_class} training images per class, found {counts.tolist()}.")
-    source = next(iter(files.values())).parent
+    source = next(iter(found.values())).parent
     return FashionMNIST(
         x_train=_to_unit_float(train_images, device),
         y_train=train_labels.to(device=device, dtype=torch.int64),
@@ -456,6 +464,9 @@ def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch
     Gives binary images on which a Bernoulli decoder's log p(x|z) is a true log-probability. A grey level outside
     [0, 1] (or NaN) is not a probability: refused here, since torch's message names neither the cause nor the fix.
     """
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        what = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
+        raise TypeError(f"binarize expects float images in [0, 1]; got {what}. Divide uint8 images by 255.")
     if x.numel() and not bool(((x >= 0) & (x <= 1)).all()):
         raise ValueError(
             "binarize draws each pixel with probability its grey level, so x must lie in [0, 1]; got values in "
@@ -472,6 +483,9 @@ def add_noise(x: torch.Tensor, kind: str, level: float, *, seed: int | None = No
     """
     if kind not in ("gaussian", "masking"):
         raise ValueError(f"kind must be 'gaussian' or 'masking'; got {kind!r}.")
+    check_images(x, who="add_noise")  # 0..255 images would be clipped to [0, 1] without a word
+    if seed is not None:
+        check_int("add_noise: seed", seed)
     corrupt = add_gaussian_noise if kind == "gaussian" else add_masking_noise
     if seed is None:
         return corrupt(x, level)

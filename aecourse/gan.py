@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aecourse.checks import check_images, check_nonnegative
+from aecourse.checks import check_codes, check_images, check_int, check_positive
 from aecourse.runtime import evaluating, progress
-from aecourse.train import History
+from aecourse.train import History, all_finite, restore, snapshot, state_tensors
 
 # The definitions between `fmt: off` and `fmt: on` are shown in chapter 4, at the book's 75 columns: the chapter's
 # cell and the definition here are one source (tests/test_taught_code.py).
@@ -158,11 +158,18 @@ def train_gan(
     Adam with lr 2e-4 and beta1 = 0.5 follows Radford et al. (2016). Seeded: the shuffle and the noise z come
     from generators seeded by `seed`. A non-finite loss stops training; the row is kept so the run reads as failed.
     `epoch_end(gan)` may return extra numbers for each epoch's row, as in `aecourse.train.fit`.
+
+    After every epoch the weights and both optimizers' states are checked: an epoch that left any of them NaN or
+    infinite is undone (the GAN and the optimizers are put back as they were at its start, the last finite state)
+    and its row says so with `weights_finite` = 0, besides its losses. Either way the run stops there.
     """
-    check_images(x_train, who="train_gan")  # every image, once: a bad one would surface as a NaN epochs later
-    check_nonnegative("lr", lr)
-    if num_epochs < 0 or batch_size < 1:
-        raise ValueError(f"num_epochs must be >= 0 and batch_size >= 1; got {num_epochs} and {batch_size}.")
+    check_images(x_train, gan, who="train_gan: x_train", nonempty=True)  # every image, once: see fit
+    check_positive("train_gan: lr", lr)
+    check_int("train_gan: num_epochs", num_epochs, minimum=0)
+    check_int("train_gan: batch_size", batch_size, minimum=1)
+    check_int("train_gan: seed", seed)
+    if len(adam_betas) != 2 or not all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in adam_betas):
+        raise ValueError(f"train_gan: adam_betas must be two numbers in [0, 1); got {adam_betas!r}.")
     device = next(gan.parameters()).device
     if x_train.device != device:
         raise ValueError(f"x_train is on {x_train.device} but the GAN is on {device}; move both to the same device.")
@@ -174,6 +181,7 @@ def train_gan(
     n = len(x_train)
     gan.train()
     for epoch in progress(range(1, num_epochs + 1), total=num_epochs, desc="GAN epochs", leave=True):
+        saved = snapshot(gan, opt_d, opt_g)
         start = time.perf_counter()
         totals = torch.zeros(5, device=device)  # d_loss, g_loss, D(x), D(G(z)), |grad G|, summed over images
         order = torch.randperm(n, generator=shuffle).to(device)
@@ -187,6 +195,10 @@ def train_gan(
         row = {"epoch": float(epoch), "d_loss": values[0], "g_loss": values[1], "d_real": values[2]}
         row.update({"d_fake": values[3], "g_grad_norm": values[4], "seconds": time.perf_counter() - start})
         finite = all(math.isfinite(v) for v in values)
+        if not all_finite([*gan.parameters(), *state_tensors(opt_d, opt_g)]):
+            restore(gan, [opt_d, opt_g], saved)  # the last finite weights: those this epoch started from
+            row["weights_finite"] = 0.0
+            finite = False
         if epoch_end is not None and finite:
             row.update(epoch_end(gan))
             gan.train()
@@ -202,6 +214,7 @@ def generator_gradient_norms(gan: GAN, z: torch.Tensor) -> dict[str, float]:
     al. (2014): the minimax log(1 - D(G(z))), whose gradient vanishes when D rejects the samples confidently, and the
     non-saturating -log D(G(z)) that train_gan minimises (ch. 4). Nothing is updated; the discriminator is read in
     eval mode (no dropout), so the measurement does not depend on a random mask."""
+    check_codes(z, gan, who="generator_gradient_norms")
     parameters = list(gan.generator.parameters())
     with evaluating(gan.discriminator, gradients=True):  # the graph outlives the block; D's mode does not
         fake_logits = gan.discriminator(gan.generator(z))

@@ -2,7 +2,8 @@
 reconstructions, samples from the prior, interpolations, predicted classes, posterior statistics and per-image
 ELBO terms; and the codes worth decoding (the prior's quantile grid, a Gaussian fitted to an autoencoder's codes).
 
-Models are duck-typed: anything with `encode` (returning z, or (mu, logvar) for a VAE) and `decode`.
+Models are duck-typed: anything with `encode` (returning z, or (mu, logvar) for a VAE) and `decode`. Images are
+checked by the model's own `encode`; here, that a batch is a non-empty tensor and that codes fit the decoder.
 """
 
 from __future__ import annotations
@@ -12,14 +13,24 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from aecourse.checks import IMAGE_SIDE, check_nonnegative
+from aecourse.checks import IMAGE_SIDE, check_codes, check_int, check_nonnegative, check_tensor
 from aecourse.losses import gaussian_kl, vae_loss
 from aecourse.runtime import evaluating
+
+
+def _check_batch(x: torch.Tensor, who: str) -> None:
+    """A non-empty tensor: a set to run a model over (its encode checks the images themselves)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{who} expects a torch.Tensor; got {type(x).__name__}.")
+    if x.dim() == 0 or len(x) == 0:
+        raise ValueError(f"{who} got an empty batch, shape {tuple(x.shape)}; it needs at least one item.")
 
 
 @torch.no_grad()
 def batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """fn over x in batches, concatenated: keeps memory flat on a whole split."""
+    _check_batch(x, "batched")
+    check_int("batched: batch_size", batch_size, minimum=1)
     return torch.cat([fn(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
@@ -29,19 +40,22 @@ def _code(out: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor
 
 def encode(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The code of every image, (N, latent_dim): z = f(x) for an autoencoder, the mean mu for a VAE."""
+    _check_batch(x, "encode")
     with evaluating(model):
         return batched(lambda batch: _code(model.encode(batch)), x)
 
 
 def posterior(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """mu and logvar of q(z|x) for every image, each (N, latent_dim) (ch. 3, 5)."""
+    _check_batch(x, "posterior")
     with evaluating(model):
         pairs = batched(lambda batch: torch.stack(model.encode(batch), dim=1), x)  # (N, 2, latent_dim)
     return pairs[:, 0], pairs[:, 1]
 
 
 def decode(model: nn.Module, z: torch.Tensor) -> torch.Tensor:
-    """Images (N, 1, 28, 28) decoded from codes (N, ...), clamped to [0, 1] for display and scoring."""
+    """Images (N, 1, 28, 28) decoded from codes (N, latent_dim), clamped to [0, 1] for display and scoring."""
+    check_codes(z, model, who="decode")
     with evaluating(model):
         images = batched(model.decode, z)
     return images.reshape(len(z), 1, IMAGE_SIDE, IMAGE_SIDE).clamp(0.0, 1.0)  # (N, 784) -> (N, 1, 28, 28)
@@ -49,6 +63,7 @@ def decode(model: nn.Module, z: torch.Tensor) -> torch.Tensor:
 
 def reconstruct(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """decode(encode(x)) in the shape of x, clamped to [0, 1]; a VAE decodes its mean code (deterministic)."""
+    _check_batch(x, "reconstruct")
     return decode(model, encode(model, x)).reshape(x.shape)
 
 
@@ -57,6 +72,8 @@ def prior_codes(model: nn.Module, num_samples: int, *, seed: int = 0) -> torch.T
     decoder and a GAN's generator turn into new images (`generate`). A model with a prior of its own brings a
     `sample_prior(num_samples, device=, generator=)` method (chapter 4's autoencoder with a Gaussian fitted to its
     codes)."""
+    check_int("num_samples", num_samples, minimum=1)
+    check_int("seed", seed)
     device = next(model.parameters()).device
     generator = torch.Generator(device).manual_seed(seed)
     if hasattr(model, "sample_prior"):
@@ -72,8 +89,13 @@ def generate(model: nn.Module, num_samples: int, *, seed: int = 0) -> torch.Tens
 def interpolate(model: nn.Module, z_start: torch.Tensor, z_end: torch.Tensor, num_steps: int) -> torch.Tensor:
     """The images decoded along the straight line from z_start to z_end, endpoints included (ch. 3, 4):
     (num_steps, 1, 28, 28) for two codes (latent_dim,), or (B, num_steps, 1, 28, 28) for two batches."""
-    if num_steps < 2:
-        raise ValueError(f"num_steps counts both endpoints and must be >= 2; got {num_steps}.")
+    check_int("interpolate: num_steps (both endpoints included)", num_steps, minimum=2)
+    for name, z in (("z_start", z_start), ("z_end", z_end)):
+        check_codes(
+            z.reshape(-1, z.shape[-1]) if isinstance(z, torch.Tensor) and z.dim() else z,
+            model,
+            who=f"interpolate: {name}",
+        )
     if z_start.shape != z_end.shape:
         raise ValueError(f"z_start {tuple(z_start.shape)} and z_end {tuple(z_end.shape)} must have the same shape.")
     t = torch.linspace(0.0, 1.0, num_steps, device=z_start.device, dtype=z_start.dtype).unsqueeze(1)  # (T, 1)
@@ -84,6 +106,7 @@ def interpolate(model: nn.Module, z_start: torch.Tensor, z_end: torch.Tensor, nu
 
 def predict(classifier: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The predicted class of every image, (N,) int64: what class histograms and accuracies count."""
+    _check_batch(x, "predict")
     with evaluating(classifier):
         return batched(lambda batch: classifier(batch).argmax(1), x)
 
@@ -91,6 +114,7 @@ def predict(classifier: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def elbo_per_image(model: nn.Module, x: torch.Tensor, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """The two terms of the -ELBO for every image (ch. 3): the reconstruction term -log p(x|z) at one seeded z per
     image, and KL(q(z|x) || p(z)), each (N,): the anomaly scores of a VAE."""
+    _check_batch(x, "elbo_per_image")
     reconstruction, kl = [], []
     with evaluating(model, seed=seed):
         for i in range(0, len(x), 1000):
@@ -115,8 +139,7 @@ def gaussian_grid_2d(num_per_side: int, *, low: float = 0.05, high: float = 0.95
     Points sit at the N(0, 1) inverse CDF of evenly spaced probabilities in [low, high] (Kingma & Welling 2014,
     Fig. 4), so each cell holds the same prior mass. Row r varies z_2 from high to low; column c varies z_1 (ch. 3).
     """
-    if num_per_side < 2:
-        raise ValueError(f"num_per_side must be >= 2; got {num_per_side}.")
+    check_int("num_per_side", num_per_side, minimum=2)
     if not 0.0 < low < high < 1.0:
         raise ValueError(f"low and high are probabilities with 0 < low < high < 1; got {low} and {high}.")
     values = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(low, high, num_per_side))
@@ -129,7 +152,8 @@ def fit_gaussian(z: torch.Tensor, *, jitter: float = 1e-5) -> torch.distribution
     """N(mean, covariance) with the sample mean and covariance of codes (N, latent_dim) (ch. 3): an autoencoder has
     no prior to sample, and this is the simplest density one can fit to its codes and draw from."""
     check_nonnegative("jitter", jitter)
-    if z.dim() != 2 or len(z) <= z.shape[1]:
+    check_tensor(z, "fit_gaussian: the codes z", dims=2)
+    if len(z) <= z.shape[1]:
         raise ValueError(f"fit_gaussian needs more codes than dimensions, shape (N, latent_dim); got {tuple(z.shape)}.")
     z = z.detach().double()
     centred = z - z.mean(0)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aecourse.checks import check_nonnegative, check_posterior, check_same_images
+from aecourse.checks import check_int, check_nonnegative, check_posterior, check_same_images
 
 # The definitions between `fmt: off` and `fmt: on` are shown in the chapters that teach them, at the book's 75
 # columns: the chapter's cell and the definition here are one source (tests/test_taught_code.py).
@@ -144,8 +144,8 @@ def iwae_bound(
     k = 1 is the ELBO; the bound grows with k towards log p(x), so a large k estimates the log-likelihood.
     Samples are drawn `chunk` at a time to bound memory.
     """
-    if k < 1:
-        raise ValueError(f"k is a number of importance samples and must be >= 1; got {k}.")
+    check_int("iwae_bound: k is a number of importance samples and", k, minimum=1)
+    check_int("iwae_bound: chunk", chunk, minimum=1)
     mu, logvar = model.encode(x)
     std = torch.exp(0.5 * logvar)
     log_weights = []

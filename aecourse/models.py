@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aecourse.checks import IMAGE_SIDE, check_images
+from aecourse.checks import IMAGE_SIDE, check_images, check_int, check_tensor
 
 # The classes and functions between `fmt: off` and `fmt: on` are shown in the chapters that teach them, at the
 # book's 75 columns: the chapter's cell and the definition here are one source (tests/test_taught_code.py).
@@ -93,7 +93,7 @@ class ConvDenoisingAutoencoder(nn.Module):
 
     def __init__(self, channels: int = 32) -> None:
         super().__init__()
-        c = channels
+        c = check_int("ConvDenoisingAutoencoder: channels", channels, minimum=1)
         self.encoder = nn.Sequential(
             nn.Conv2d(1, c, 3, 2, 1),  # (B, 1, 28, 28) -> (B, c, 14, 14)
             nn.ReLU(),
@@ -194,7 +194,7 @@ class ConvVAE(nn.Module):
 
     def __init__(self, latent_dim: int = 10) -> None:
         super().__init__()
-        self.latent_dim = latent_dim
+        self.latent_dim = check_int("ConvVAE: latent_dim", latent_dim, minimum=1)
         self.encoder = nn.Sequential(
             nn.Conv2d(1, 32, 4, 1, 2),  # (B, 1, 28, 28) -> (B, 32, 29, 29)
             nn.ReLU(True),
@@ -233,23 +233,28 @@ def _numpy_rows(x: torch.Tensor) -> np.ndarray:
 
 
 class PCABaseline:
-    """The best linear autoencoder, by PCA (scikit-learn): the baseline an autoencoder must beat (ch. 1, 2)."""
+    """The best linear autoencoder, by PCA (scikit-learn): the baseline an autoencoder must beat (ch. 1, 2). Any
+    finite rows (N, ...) are fitted and projected: images in the chapters, other data in the tests."""
 
     def __init__(self, n_components: int) -> None:
         from sklearn.decomposition import PCA
 
+        check_int("PCABaseline: n_components", n_components, minimum=1)
         self.pca = PCA(n_components=n_components, svd_solver="randomized", random_state=0)
 
     def fit(self, x: torch.Tensor) -> PCABaseline:
+        check_tensor(x, "PCABaseline.fit: x")
         self.pca.fit(_numpy_rows(x))
         return self
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor(x, "PCABaseline.encode: x")
         return torch.from_numpy(self.pca.transform(_numpy_rows(x))).float().to(x.device)
 
     def reconstruct(self, x: torch.Tensor, *, clamp: bool = True) -> torch.Tensor:
         """Project onto the principal subspace and back; clamped to [0, 1] like every model's reconstruction
         (`aecourse.inference.reconstruct`), unless `clamp=False` asks for the plain linear projection."""
+        check_tensor(x, "PCABaseline.reconstruct: x")
         rows = torch.from_numpy(self.pca.inverse_transform(self.pca.transform(_numpy_rows(x)))).float()
         rows = rows.reshape(x.shape).to(x.device)
         return rows.clamp(0.0, 1.0) if clamp else rows
@@ -258,6 +263,7 @@ class PCABaseline:
         """The same fit keeping only the first `n_components` axes: exact, since PCA's top-k subspace is nested in
         the top-(k+1) one, so one fit serves every latent size."""
         fitted = self.pca.n_components_
+        check_int("n_components", n_components)
         if not 1 <= n_components <= fitted:
             raise ValueError(f"n_components must lie in [1, {fitted}] (the size of the fit); got {n_components}.")
         smaller = copy.copy(self)

@@ -33,6 +33,9 @@ RETRAIN_MODES["missing"] = "missing"
 
 def set_seed(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices) so that a chapter's numbers repeat on the same machine."""
+    from aecourse.checks import check_int
+
+    check_int("set_seed: seed", seed, minimum=0, maximum=2**32 - 1)  # NumPy's range
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -201,6 +204,10 @@ def evaluating(model: nn.Module, *, seed: int | None = None, gradients: bool = F
     """Run `model` for a measurement: eval mode, no gradients and, given a seed, a private seeded random stream
     (a VAE's z repeats from run to run; the caller's stream is untouched). All restored on exit, errors included.
     `gradients=True` keeps autograd on, for a measurement of gradients through a model read without dropout."""
+    if seed is not None:
+        from aecourse.checks import check_int
+
+        check_int("evaluating: seed", seed)
     was_training = model.training
     device = _device_of(model)
     devices = [device] if device.type == "cuda" else []

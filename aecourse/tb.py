@@ -17,12 +17,12 @@ from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
 from torchbearer import Trial, callbacks, metrics, state_key
 
-from aecourse.checks import check_nonnegative
+from aecourse.checks import check_int, check_nonnegative
 from aecourse.losses import gaussian_kl, mse
 from aecourse.models import reparameterize
 from aecourse.plot import image_rows
 from aecourse.runtime import check_bfloat16, evaluating, progress
-from aecourse.train import History
+from aecourse.train import History, guarded_epoch
 
 MU = state_key("mu")  # mean of q(z|x), (B, latent_dim), written by StateVAE.forward
 LOGVAR = state_key("logvar")  # log-variance of q(z|x), (B, latent_dim)
@@ -110,6 +110,10 @@ def tensor_loader(
     Each batch is one indexing operation (a BatchSampler feeding the dataset whole index lists), not
     batch_size calls to __getitem__ and a collate; no worker processes, which a 2-core machine cannot feed.
     """
+    check_int("tensor_loader: batch_size", batch_size, minimum=1)
+    check_int("tensor_loader: seed", seed)
+    if y is not None and len(y) != len(x):
+        raise ValueError(f"tensor_loader: x and y must have the same length (one target each); got {len(x)}, {len(y)}.")
     dataset = TensorDataset(x, x if y is None else y)
     if shuffle:
         order = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
@@ -133,14 +137,30 @@ def quiet_trial(
     return Trial(model, optimizer, criterion, metrics=list(metrics), callbacks=list(callbacks), verbose=0).to(device)
 
 
+def _non_finite_metric(metrics: dict) -> str | None:
+    bad = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float, torch.Tensor)) and not _finite(v)}
+    return f"the epoch's {', '.join(f'{k} was {v}' for k, v in bad.items())}" if bad else None
+
+
+def _finite(value: float | torch.Tensor) -> bool:
+    return bool(torch.isfinite(torch.as_tensor(value, dtype=torch.float64)).all())
+
+
 def run_epochs(trial: Trial, num_epochs: int) -> History:
     """trial.run, one epoch at a time, timed: the per-epoch rows (train_loss, train_kl, ...) and seconds that a
-    checkpoint's manifest stores, and a progress bar over the epochs under `make checkpoints` (ch. 5)."""
+    checkpoint's manifest stores, and a progress bar over the epochs under `make checkpoints` (ch. 5). Guarded as
+    `fit` is: an epoch whose metrics or weights are not finite stops training with a TrainingDivergedError, and
+    non-finite weights are put back as they were at its start (aecourse.train.guarded_epoch)."""
+    check_int("run_epochs: num_epochs", num_epochs, minimum=0)
     history = History()
     done = len(trial.state[torchbearer.HISTORY])
+    model, optimizer = trial.state[torchbearer.MODEL], trial.state[torchbearer.OPTIMIZER]
+    optimizers = [optimizer] if isinstance(optimizer, torch.optim.Optimizer) else []
     for epoch in progress(range(done + 1, num_epochs + 1), total=num_epochs - done, desc="epochs", leave=True):
         start = time.perf_counter()
-        metrics = trial.run(epoch)[-1]
+        metrics = guarded_epoch(
+            epoch, model, optimizers, lambda epoch=epoch: trial.run(epoch)[-1], history, problem=_non_finite_metric
+        )
         row = {"epoch": float(epoch)}
         row.update({f"train_{k}": float(v) for k, v in metrics.items() if k in ("loss", "kl", "distortion")})
         row["seconds"] = time.perf_counter() - start

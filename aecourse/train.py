@@ -1,5 +1,6 @@
 """The plain-PyTorch training loop of chapters 1-4: in-memory tensors, shuffled index batches, a per-epoch
-history, and guards that stop training before a non-finite loss or gradient reaches the weights.
+history, and guards: a non-finite loss or gradient stops training before it reaches the weights, and weights that a
+step made non-finite anyway (an update too large for float32) are put back to the last finite ones, never kept.
 
 No DataLoader: Fashion-MNIST is 220 MB as float32, so it sits on the device whole and a batch is one
 indexing operation. That is what makes an epoch of the article's MLPs take seconds on two CPU cores.
@@ -7,19 +8,26 @@ indexing operation. That is what makes an epoch of the article's MLPs take secon
 
 from __future__ import annotations
 
+import copy
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 
+from aecourse.checks import check_images, check_int, check_positive
 from aecourse.runtime import evaluating, progress
 
 
 class TrainingDivergedError(FloatingPointError):
-    """A loss or a gradient became NaN or infinite; the message names the epoch, the step and what to try."""
+    """A loss, a gradient or a weight became NaN or infinite; the message says when, in what state the weights are
+    left, and what to try. `history` holds the rows of the epochs completed before (from `fit`)."""
+
+    what: str = ""  # the cause alone: "the loss became nan"
+    history: History | None = None
 
 
 @dataclass
@@ -44,9 +52,44 @@ class History:
         return sum(self["seconds"])
 
 
+def all_finite(tensors: Iterable[torch.Tensor]) -> bool:
+    """Whether every value of every floating tensor is finite: one reduction per tensor, one sync in all."""
+    peaks = [t.detach().abs().amax().float() for t in tensors if t.is_floating_point() and t.numel()]
+    return not peaks or bool(torch.isfinite(torch.stack(peaks)).all())
+
+
+def state_tensors(*optimizers: torch.optim.Optimizer) -> list[torch.Tensor]:
+    """The tensors of the optimizers' states (Adam's moment estimates): a NaN there reaches the weights next."""
+    return [v for opt in optimizers for state in opt.state.values() for v in state.values() if torch.is_tensor(v)]
+
+
+Snapshot = tuple[dict[str, torch.Tensor], list[dict]]
+
+
+def snapshot(model: nn.Module, *optimizers: torch.optim.Optimizer) -> Snapshot:
+    """The weights (and buffers) and the optimizers' states, copied: what an epoch starts from (fit, train_gan)."""
+    weights = {key: value.detach().clone() for key, value in model.state_dict().items()}
+    return weights, [copy.deepcopy(opt.state_dict()) for opt in optimizers]
+
+
+def restore(model: nn.Module, optimizers: Iterable[torch.optim.Optimizer], saved: Snapshot) -> None:
+    """Put the weights and the optimizers' states back as `snapshot` copied them."""
+    weights, states = saved
+    with torch.no_grad():
+        model.load_state_dict(weights)
+    for opt, state in zip(optimizers, states, strict=True):
+        opt.load_state_dict(state)
+
+
+def _advice(optimizer: torch.optim.Optimizer | None) -> str:
+    now = f" (lr={optimizer.param_groups[0]['lr']:g} now)" if optimizer is not None else ""
+    return f"Try a lower learning rate{now}, check that the inputs are finite and in range, or clip the gradients."
+
+
 def check_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
-    """Stop training before a non-finite loss or gradient reaches the weights: the optimizer step is not taken, so
-    the weights keep their last finite update. Called between `backward()` and `step()`."""
+    """Stop training before a non-finite loss or gradient reaches the weights: the optimizer step is not taken.
+    Called between `backward()` and `step()`. The message says in what state the weights are: their last finite
+    update, or (when an earlier step already made them non-finite, which no loss check can prevent) not finite."""
     what = None
     if not bool(torch.isfinite(loss.detach())):
         what = f"the loss became {float(loss.detach())}"
@@ -55,11 +98,17 @@ def check_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
         if grads and not bool(torch.isfinite(torch.stack([g.detach().abs().amax() for g in grads])).all()):
             what = "a gradient became NaN or infinite (the loss was finite)"
     if what is not None:
-        raise TrainingDivergedError(
-            f"{what}; training stopped before the optimizer step, so the weights hold their last finite update. Try "
-            f"a lower learning rate (lr={optimizer.param_groups[0]['lr']:g} now), check that the inputs are finite "
-            "and in range, or clip the gradients."
-        )
+        weights = [p for group in optimizer.param_groups for p in group["params"]]
+        if all_finite(weights):
+            state = "training stopped before the optimizer step, so the weights hold their last finite update"
+        else:
+            state = (
+                "training stopped, but the weights are already NaN or infinite: an earlier step made them so "
+                "(an update too large for float32), and they are unusable as they are"
+            )
+        error = TrainingDivergedError(f"{what}; {state}. {_advice(optimizer)}")
+        error.what = what
+        raise error
 
 
 LossFn = Callable[..., "torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]"]
@@ -98,6 +147,10 @@ def train_epoch(
 # fmt: on
 
 
+def _described(x: object) -> str:
+    return f"shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
+
+
 def _in_channels_last(loss_fn: LossFn) -> LossFn:
     """loss_fn on batches of images in the channels_last layout, the one a CPU's convolutions run fastest in."""
 
@@ -115,6 +168,9 @@ def evaluate(
     `seed` fixes the random draws (a VAE's z, a DAE's noise) so that two evaluations agree. A non-finite value
     is an error, not a number to average.
     """
+    if not isinstance(x, torch.Tensor) or len(x) == 0:
+        raise ValueError(f"evaluate: x must be a non-empty tensor of images; got {_described(x)}.")
+    check_int("evaluate: batch_size", batch_size, minimum=1)
     totals: dict[str, float] = {}
     with evaluating(model, seed=seed):
         for start in range(0, len(x), batch_size):
@@ -130,6 +186,45 @@ def evaluate(
                     )
                 totals[name] = totals.get(name, 0.0) + value * len(batch)
     return {name: value / len(x) for name, value in totals.items()}
+
+
+def _check_fit_arguments(
+    model: Any,
+    loss_fn: Any,
+    x_train: Any,
+    x_test: Any,
+    lr: Any,
+    num_epochs: Any,
+    batch_size: Any,
+    seed: Any,
+    epoch_end: Any,
+) -> None:
+    if not isinstance(model, nn.Module) or not any(True for _ in model.parameters()):
+        raise TypeError(f"fit trains an nn.Module with parameters; got {type(model).__name__} with no parameters.")
+    if not callable(loss_fn):
+        raise TypeError(f"fit: loss_fn must be a function loss_fn(model, x); got {type(loss_fn).__name__}.")
+    check_positive("fit: lr", lr)
+    check_int("fit: num_epochs", num_epochs, minimum=0)
+    check_int("fit: batch_size", batch_size, minimum=1)
+    check_int("fit: seed", seed)
+    if epoch_end is not None and not callable(epoch_end):
+        raise TypeError(f"fit: epoch_end must be a function of the model; got {type(epoch_end).__name__}.")
+    device = next(model.parameters()).device
+    for name, x in (("x_train", x_train), ("x_test", x_test)):
+        if x is None and name == "x_test":
+            continue
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"fit: {name} must be a torch.Tensor of images; got {type(x).__name__}.")
+        if len(x) == 0:
+            raise ValueError(f"fit: {name} is empty: there is nothing to train on or to score.")
+        if x.device != device:
+            raise ValueError(
+                f"fit: {name} is on {x.device} but the model is on {device}; move both to the same device "
+                "(load_fashion_mnist(device=...) and model.to(device))."
+            )
+        # every image, once: a bad one would surface as a NaN epochs later, and 0..255 images would be clipped to
+        # [0, 1] by a DAE's noise and train without a word
+        check_images(x, model, who=f"fit: {name}", nonempty=True)
 
 
 def fit(
@@ -150,18 +245,12 @@ def fit(
     given, and whatever `epoch_end(model)` returns (chapter 4 records the Fréchet distance of samples).
 
     Seeded: the batches' order comes from a generator seeded by `seed`. A non-finite loss or gradient stops
-    training before it reaches the weights. `channels_last` speeds up conv models on the CPU.
+    training before it reaches the weights; after every epoch the weights and Adam's state are checked, and a step
+    that made them non-finite (an update too large for float32) is undone: they are put back as they were at the
+    start of that epoch. Either way a TrainingDivergedError says in what state they are. `channels_last` speeds up
+    conv models on the CPU.
     """
-    if num_epochs < 0 or batch_size < 1:
-        raise ValueError(f"num_epochs must be >= 0 and batch_size >= 1; got {num_epochs} and {batch_size}.")
-    if len(x_train) == 0:
-        raise ValueError("x_train is empty: there is nothing to train on.")
-    device = next(model.parameters()).device
-    if x_train.device != device:
-        raise ValueError(
-            f"x_train is on {x_train.device} but the model is on {device}; move both to the same device "
-            "(load_fashion_mnist(device=...) and model.to(device))."
-        )
+    _check_fit_arguments(model, loss_fn, x_train, x_test, lr, num_epochs, batch_size, seed, epoch_end)
     train_loss_fn = loss_fn
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -171,10 +260,13 @@ def fit(
     history = History()
     for epoch in progress(range(1, num_epochs + 1), total=num_epochs, desc="epochs", leave=True):
         start = time.perf_counter()
-        try:
-            train = train_epoch(model, optimizer, train_loss_fn, x_train, batch_size=batch_size, generator=generator)
-        except TrainingDivergedError as exc:
-            raise TrainingDivergedError(f"epoch {epoch}: {exc}") from None
+        train = guarded_epoch(
+            epoch,
+            model,
+            [optimizer],
+            lambda: train_epoch(model, optimizer, train_loss_fn, x_train, batch_size=batch_size, generator=generator),
+            history,
+        )
         row = {"epoch": float(epoch)} | {f"train_{name}": value for name, value in train.items()}
         row["seconds"] = time.perf_counter() - start
         if x_test is not None:
@@ -185,12 +277,72 @@ def fit(
     return history
 
 
+T = TypeVar("T")
+
+
+def guarded_epoch(
+    epoch: int,
+    model: nn.Module,
+    optimizers: list[torch.optim.Optimizer],
+    run: Callable[[], T],
+    history: History,
+    *,
+    problem: Callable[[T], str | None] = lambda result: None,
+) -> T:
+    """`run()` one epoch of training, and refuse to leave broken weights behind: a TrainingDivergedError from
+    `check_step`, weights or optimizer states that the epoch left NaN or infinite (a step that overflowed although
+    every loss and gradient was finite), or a `problem(result)` (torchbearer's epoch metrics) stops training with a
+    TrainingDivergedError that says in what state the weights are; non-finite ones are first put back as they were
+    at the start of the epoch. Used by fit, the classifier's training and chapter 5's run_epochs."""
+    saved = snapshot(model, *optimizers)
+    try:
+        result = run()
+    except TrainingDivergedError as exc:
+        raise _diverged(epoch, exc.what or str(exc), model, optimizers, saved, history, before_step=True) from None
+    if not all_finite([*model.parameters(), *state_tensors(*optimizers)]):
+        what = "a step made the weights or the optimizer's state NaN or infinite (the losses checked were finite)"
+        raise _diverged(epoch, what, model, optimizers, saved, history)
+    what = problem(result)
+    if what is not None:
+        raise _diverged(epoch, what, model, optimizers, saved, history)
+    return result
+
+
+def _diverged(
+    epoch: int,
+    what: str,
+    model: nn.Module,
+    optimizers: list[torch.optim.Optimizer],
+    saved: Snapshot,
+    history: History,
+    *,
+    before_step: bool = False,
+) -> TrainingDivergedError:
+    """The error of an epoch that broke down, after putting the weights in a state it can name truthfully."""
+    if all_finite([*model.parameters(), *state_tensors(*optimizers)]) and before_step:
+        state = "training stopped before the optimizer step, so the weights hold their last finite update"
+    elif all_finite([*model.parameters(), *state_tensors(*optimizers)]):
+        state = "training stopped there; the weights are finite: those after the epoch's last step"
+    else:
+        restore(model, optimizers, saved)
+        start = "the initial weights" if epoch == 1 else f"the weights at the end of epoch {epoch - 1}"
+        state = (
+            "the weights had become NaN or infinite, so they and the optimizer's state were restored to those of the "
+            f"start of epoch {epoch} ({start})"
+        )
+    error = TrainingDivergedError(f"epoch {epoch}: {what}; {state}. {_advice(optimizers[0] if optimizers else None)}")
+    error.history = history
+    return error
+
+
 def gradient_norm(
     model: nn.Module, loss_fn: LossFn, x: torch.Tensor, part: nn.Module | None = None, *, seed: int = 0
 ) -> float:
     """The norm of the gradient of `loss_fn` at the current weights with respect to the parameters of `part` (the
     whole model by default), in training mode with seeded draws; nothing is updated (ch. 4: how much gradient
     reaches the decoder early in training)."""
+    if not isinstance(x, torch.Tensor) or len(x) == 0:
+        raise ValueError(f"gradient_norm: x must be a non-empty tensor of images; got {_described(x)}.")
     parameters = list((part or model).parameters())
     with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
         torch.manual_seed(seed)

@@ -85,6 +85,21 @@ def test_loads_small_idx_files_from_explicit_root(isolated, gz):
     assert sorted(p.name for p in (isolated / "cache" / "FashionMNIST" / "raw").iterdir()) == sorted(NAMES)
 
 
+def test_the_idx_parser_agrees_with_torchvisions_reader(isolated):
+    """The loader parses the bytes it verified itself; torchvision's IDX reader is the reference."""
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+
+    write_small_fashion_mnist(isolated / "src", gz=False)
+    for name, reference in (("train-images-idx3-ubyte", read_image_file), ("t10k-labels-idx1-ubyte", read_label_file)):
+        path = isolated / "src" / name
+        ndim = 3 if "images" in name else 1
+        assert torch.equal(data._parse_idx(path.read_bytes(), path, ndim), reference(str(path)))
+    with pytest.raises(DataError, match="not an IDX file of 3-D unsigned bytes"):
+        data._parse_idx(b"\x00\x00\x08\x01" + bytes(8), path, 3)
+    with pytest.raises(DataError, match="holds 3 values after its header, not 4"):
+        data._parse_idx(b"\x00\x00\x08\x01" + (4).to_bytes(4, "big") + bytes(3), path, 1)
+
+
 def test_pixel_values_survive_the_round_trip(isolated):
     spec = write_small_fashion_mnist(isolated / "src", gz=True)
     raw = (isolated / "src" / "train-images-idx3-ubyte.gz").read_bytes()

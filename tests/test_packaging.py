@@ -55,6 +55,13 @@ def test_the_built_package_holds_every_tracked_checkpoint(built, kind):
 
 
 @pytest.mark.parametrize("kind", ["wheel", "sdist"])
+def test_the_built_package_holds_the_manifests_checksums(built, kind):
+    """Without them, every load of an installed package refuses its manifests (aecourse.checkpoints)."""
+    tracked = _tracked("aecourse/weights-checksums")
+    assert tracked and [p for p in built[kind] if p.startswith("aecourse/weights-checksums/")] == tracked
+
+
+@pytest.mark.parametrize("kind", ["wheel", "sdist"])
 def test_the_built_package_holds_nothing_but_the_package(built, kind):
     allowed = ("aecourse/", "aecourse-", "aecourse.egg-info/")
     metadata = {"README.md", "LICENSE", "PKG-INFO", "pyproject.toml", "setup.cfg", "MANIFEST.in"}

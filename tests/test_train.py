@@ -119,7 +119,7 @@ def test_nan_guard_stops_on_a_poisoned_batch(small_images):
 
 def test_fit_refuses_bad_arguments(small_images):
     model = Autoencoder(64)
-    with pytest.raises(ValueError, match="batch_size >= 1"):
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1; got 0"):
         fit(model, reconstruction_loss, small_images, batch_size=0)
     with pytest.raises(ValueError, match="x_train is empty"):
         fit(model, reconstruction_loss, small_images[:0])

@@ -3,6 +3,7 @@ time of a training pass that started from none of them, and says which checkpoin
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -12,9 +13,12 @@ from tools import train_checkpoints as tool  # noqa: E402
 
 
 def _manifest(root, name: str, seed: int, sha: str) -> None:
+    """A stored checkpoint as far as the tool looks: a complete manifest whose weights' SHA-256 stands for `sha`."""
     path = root / f"{name}-seed{seed}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"name": name, "seed": seed, "sha256": sha, "device": "cpu"}))
+    manifest = {"name": name, "seed": seed, "config": {}, "epochs": 0, "device": "cpu", "torch": "2.0"}
+    manifest |= {"training_seconds": 1.0, "sha256": hashlib.sha256(sha.encode()).hexdigest(), "metrics": {}}
+    path.write_text(json.dumps(manifest | {"history": []}))
     (root / f"{name}-seed{seed}.safetensors").write_bytes(sha.encode())
 
 

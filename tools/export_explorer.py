@@ -14,8 +14,11 @@ Output: OUT/static/explorer/models/ (manifest.json and one .onnx per model) and 
 from __future__ import annotations
 
 import argparse
+import ast
+import dataclasses
 import hashlib
 import inspect
+import json
 import shutil
 import subprocess
 import sys
@@ -32,7 +35,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script, `tools` is not on the path
 
-from aecourse.checkpoints import CheckpointError, load  # noqa: E402
+from aecourse.checkpoints import CheckpointError, load, measurement, paths, training_config  # noqa: E402
 from aecourse.data import CLASS_NAMES, FashionMNIST, load_fashion_mnist  # noqa: E402
 from aecourse.inference import posterior  # noqa: E402
 from aecourse.losses import gaussian_kl  # noqa: E402
@@ -49,6 +52,7 @@ ORT_CACHE = ROOT / ".cache" / f"onnxruntime-web-{ORT_WEB_VERSION}"
 ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
 
 BETAS = (0.5, 1.0, 2.0, 5.0, 10.0)  # chapter 5's sweep (its main run is beta = 5)
+BETA_CHAPTER = "05_beta_vae_torchbearer"
 NUM_SLIDERS_20D = 8  # the 20-D VAE's top dimensions by KL; the rest stay at the start point
 EXAMPLE_CLASSES = (0, 1, 2, 5, 8, 9)  # T-shirt/top, Trouser, Pullover, Sandal, Bag, Ankle boot: varied shapes
 NUM_TEST_IMAGES = 2000  # test images behind the KL ranking, the slider ranges and the 2-D map's points
@@ -66,22 +70,58 @@ class ExplorerModels:
     missing_betas: tuple[float, ...] = ()  # values of beta whose checkpoint is not trained yet
 
 
+def chapter_config(notebook: Path) -> dict:
+    """The training config of a chapter's full budget, read from the notebook itself: its `Config` dataclass and the
+    `full=Config(...)` of its `by_budget` call, both literal, evaluated without running the notebook. A checkpoint
+    whose manifest records another config is stale: the chapter would not load it, so neither does the explorer."""
+    cells = json.loads(notebook.read_text())["cells"]
+    code = ["".join(cell["source"]) for cell in cells if cell["cell_type"] == "code"]
+    nodes = [
+        node
+        for text in code
+        if "class Config" in text or "by_budget(" in text
+        for node in ast.walk(
+            ast.parse("\n".join("" if line.lstrip()[:1] in "%!" else line for line in text.splitlines()))
+        )
+    ]
+    classes = [node for node in nodes if isinstance(node, ast.ClassDef) and node.name == "Config"]
+    calls = [
+        keyword.value
+        for node in nodes
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "by_budget"
+        for keyword in node.keywords
+        if keyword.arg == "full"
+    ]
+    if len(classes) != 1 or len(calls) != 1 or getattr(calls[0].func, "id", None) != "Config" or calls[0].args:
+        raise CheckpointError(
+            f"{notebook} does not define one `class Config` and one `by_budget(full=Config(...), ...)` with keyword "
+            "arguments: the explorer reads its full-budget config from there to refuse stale checkpoints."
+        )
+    namespace = {"dataclass": dataclasses.dataclass, "field": dataclasses.field, "measurement": measurement}
+    exec(compile(ast.Module([classes[0]], type_ignores=[]), str(notebook), "exec"), namespace)  # noqa: S102
+    overrides = {k.arg: ast.literal_eval(k.value) for k in calls[0].keywords}
+    return training_config(namespace["Config"](**overrides))
+
+
 def load_models(cache: Path) -> ExplorerModels:
     """Where the explorer's weights come from: the full-budget checkpoints of chapters 3 and 5 (seed 0), as
-    `make checkpoints` stored them. Chapter 3's are required; a β of chapter 5 whose checkpoint is not there yet is
-    left out of the switch, and the page says which are missing. `cache` is unused (kept for the interface)."""
+    `make checkpoints` stored them, each checked as its chapter checks it (its manifest, its SHA-256, and the
+    chapter's config, read from the notebook). Chapter 3's are required; a β of chapter 5 whose checkpoint is not
+    there at all (neither weights nor manifest) is left out of the switch, and the page says which are missing; a
+    damaged, half-present or stale one is an error. `cache` is unused (kept for the interface)."""
+    configs = {chapter: chapter_config(ROOT / "book" / f"{chapter}.ipynb") for chapter in ("03_vae", BETA_CHAPTER)}
 
     def stored(model: nn.Module, name: str) -> nn.Module:
-        load(model, name, 0)
+        load(model, name, 0, expect=configs[name.split("/")[0]], complete=True)
         return model.eval()
 
     beta_vaes, missing = {}, []
     for beta in BETAS:
-        name = f"05_beta_vae_torchbearer/beta_{beta:g}"
-        try:
-            beta_vaes[beta] = stored(ConvVAE(latent_dim=10), name)
-        except CheckpointError:
-            missing.append(beta)
+        name = f"{BETA_CHAPTER}/beta_{beta:g}"
+        if not any(path.exists() for path in paths(name, 0)):
+            missing.append(beta)  # not trained yet
+            continue
+        beta_vaes[beta] = stored(ConvVAE(latent_dim=10), name)
     source = "The full-budget checkpoints of chapters 3 and 5 (seed 0), as `make checkpoints` stored them."
     return ExplorerModels(
         vae_2d=stored(VAE(latent_dim=2), "03_vae/vae_2d"),
@@ -156,7 +196,7 @@ def build_manifest(models: ExplorerModels, out: Path, data: FashionMNIST) -> dic
         values = ", ".join(f"{b:g}" for b in models.missing_betas)
         missing["beta-vae"] = (
             f"Chapter 5's checkpoints for β = {values} are not trained yet: `make checkpoints "
-            "NB=book/05_beta_vae_torchbearer.ipynb` trains them, and the next book build adds them here."
+            f"NB=book/{BETA_CHAPTER}.ipynb` trains them, and the next book build adds them here."
         )
     return {
         "version": 1,
@@ -238,14 +278,41 @@ def _npm_pack(dest: Path) -> None:
                 (dest / name).write_bytes(member.read())
 
 
+def usable_out(out: Path) -> Path:
+    """`--out` resolved, after checking that it is a folder inside this checkout that can be written: the export
+    replaces folders under it, so a path outside the checkout (`/`, `..`) is refused before anything is loaded."""
+    resolved = (Path.cwd() / out).resolve()
+    if not resolved.is_relative_to(ROOT) or resolved == ROOT:
+        raise ValueError(
+            f"--out {out} is outside this checkout ({ROOT}): the export replaces folders under it, so it stays in the "
+            "checkout; the default is .cache/explorer."
+        )
+    try:
+        resolved.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=resolved):
+            pass
+    except OSError as exc:
+        raise ValueError(f"--out {out} cannot be written ({exc}); name a writable folder inside {ROOT}.") from None
+    return resolved
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: .cache/explorer)")
     parser.add_argument("--force", action="store_true", help="export even if the fingerprint is current")
     args = parser.parse_args(argv)
+    try:
+        args.out = usable_out(args.out)
+    except ValueError as exc:
+        print(f"export_explorer: {exc}", file=sys.stderr)
+        return 2
     start = time.perf_counter()
-    exported = export_models(args.out, force=args.force)
-    copied = fetch_runtime(args.out)
+    try:
+        exported = export_models(args.out, force=args.force)
+        copied = fetch_runtime(args.out)
+    except (CheckpointError, RuntimeError, OSError) as exc:  # CheckpointError is a RuntimeError: says what to do
+        print(f"export_explorer: {exc}", file=sys.stderr)
+        return 1
     done = [what for what, did in (("decoders exported", exported), ("runtime copied", copied)) if did]
     print(f"explorer assets in {args.out}: {', '.join(done) or 'up to date'} ({time.perf_counter() - start:.1f} s)")
     return 0

@@ -144,12 +144,23 @@ def _shared_sentence(shared: dict[str, dict[str, float]]) -> str:
     )
 
 
-def main() -> int:
+def _runs_argument(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"--runs is how many times each notebook runs: an int >= 1, not {text!r}")
+    return int(text)
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("notebooks", nargs="*")
-    args = parser.parse_args()
-    notebooks = [Path(n) for n in args.notebooks] or sorted((ROOT / "book").glob("[0-9]*.ipynb"))
+    parser.add_argument("--runs", type=_runs_argument, default=3, help="runs of each notebook (the median is kept)")
+    parser.add_argument("notebooks", nargs="*", help="chapter notebooks (default: all of book/<NN>_*.ipynb)")
+    args = parser.parse_args(argv)
+    chapters = sorted((ROOT / "book").glob("[0-9]*.ipynb"))
+    notebooks = [(Path.cwd() / n).resolve() for n in args.notebooks] or chapters
+    refused = [n for n, path in zip(args.notebooks, notebooks, strict=False) if path not in chapters]
+    if refused:
+        names = ", ".join(str(c.relative_to(ROOT)) for c in chapters)
+        parser.error(f"not a chapter notebook: {', '.join(refused)}; the chapters are {names}.")
     seconds: dict[str, list[float]] = {nb.stem: [] for nb in notebooks}
     for run in range(args.runs):
         for notebook in notebooks:

@@ -18,6 +18,10 @@ the stored model was reproduced exactly.
 The classifier that chapters 3 and 4 judge samples with belongs to no chapter: it is trained first, alone, in this
 process (`classifier` names it), so that no chapter's time includes it and a whole-book run from nothing retrains it
 too.
+
+Everything runs this checkout: its aecourse in this process, and in the notebooks' kernels (their PYTHONPATH starts
+here, checked before each starts), so the models are stored in this checkout's aecourse/weights/. Targets are the
+chapter notebooks (book/<NN>_*.ipynb) and the shared models, nothing else.
 """
 
 from __future__ import annotations
@@ -37,8 +41,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from aecourse.checkpoints import SHARED_MODELS, WEIGHTS_DIR, manifests, stored_size  # noqa: E402
-from tools.execute_notebooks import execute  # noqa: E402
+import aecourse  # noqa: E402
+from aecourse.checkpoints import SHARED_MODELS, WEIGHTS_DIR, checksums_path, manifests, stored_size  # noqa: E402
+from tools.execute_notebooks import KernelSetupError, execute  # noqa: E402
 from tools.time_book import machine  # noqa: E402
 
 RETRAIN_TIMINGS = ROOT / "book" / "retrain_timings.json"
@@ -51,6 +56,52 @@ def _by_model(root: Path | None = None) -> dict[str, dict]:
     return {f"{m['name']}-seed{m['seed']}": m for m in manifests(root or WEIGHTS_DIR)}
 
 
+def chapters() -> list[Path]:
+    """The chapter notebooks, the ones whose models are checkpoints: book/<NN>_*.ipynb."""
+    return sorted((ROOT / "book").glob("[0-9]*.ipynb"))
+
+
+def _target(text: str) -> str | Path | None:
+    """A command-line target as a shared model's name or a chapter notebook inside book/; None for anything else
+    (another file, a path leading out of book/, a notebook that trains nothing)."""
+    if text in SHARED:
+        return text
+    path = Path(text)
+    resolved = (path if path.is_absolute() else Path.cwd() / path).resolve()
+    return resolved if resolved in {c.resolve() for c in chapters()} else None
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def _move_back(folder: Path, chapter: str) -> str:
+    """The shell command, run from the repository root, that puts set-aside checkpoints back without overwriting
+    any that were retrained since."""
+    home = _shown(WEIGHTS_DIR / chapter)
+    return f"mkdir -p {home} && mv -n {_shown(folder)}/* {home}/"
+
+
+def _waiting_aside() -> list[str]:
+    """Lines about folders under .cache/checkpoints-before/ that hold checkpoints their chapter no longer has: what
+    a FROM_NOTHING run that was killed before it retrained them leaves there."""
+    lines = []
+    for folder in sorted(SET_ASIDE.glob("*-[0-9]*-[0-9]*")) if SET_ASIDE.is_dir() else []:
+        chapter = folder.name.rsplit("-", 2)[0]
+        missing = sorted(
+            p.name for p in folder.glob("*-seed*.*") if p.is_file() and not (WEIGHTS_DIR / chapter / p.name).exists()
+        )
+        if missing:
+            listed = ", ".join(missing[:4]) + (", ..." if len(missing) > 4 else "")
+            lines.append(
+                f"note: {_shown(folder)} holds {len(missing)} checkpoint file(s) of {chapter} that "
+                f"{_shown(WEIGHTS_DIR / chapter)} lacks ({listed}), "
+                f"set aside by a FROM_NOTHING run that did not finish. Move them back from the repository root with "
+                f"`{_move_back(folder, chapter)}` (or let this run retrain them), then delete {_shown(folder)}."
+            )
+    return lines
+
+
 def _set_aside(chapter: str) -> Path | None:
     """Move the chapter's checkpoints to a new folder under .cache/checkpoints-before/; return it (None: none)."""
     source = WEIGHTS_DIR / chapter
@@ -59,7 +110,11 @@ def _set_aside(chapter: str) -> Path | None:
     target = SET_ASIDE / f"{chapter}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(source), str(target))
-    print(f"    moved the stored checkpoints of {chapter} to {target.relative_to(ROOT)}", flush=True)
+    print(
+        f"    moved the stored checkpoints of {chapter} to {_shown(target)}; they wait there until this run has "
+        f"retrained them. If it stops before, move them back: `{_move_back(target, chapter)}`",
+        flush=True,
+    )
     return target
 
 
@@ -70,9 +125,10 @@ def _compare(chapter: str, before: Path) -> None:
     differ = sorted(key for key in new if key in old and key not in same)
     print(f"    reproduced byte for byte: {len(same)} of {len(old)} stored checkpoints", flush=True)
     if differ:
+        stored = [_shown(WEIGHTS_DIR / chapter), _shown(checksums_path(f"{chapter}/x", WEIGHTS_DIR))]
         print(
-            f"    different weights: {', '.join(differ)}. The stored ones are in {before.relative_to(ROOT)}; "
-            f"`git checkout -- aecourse/weights/{chapter}` restores them.",
+            f"    different weights: {', '.join(differ)}. The stored ones are in {_shown(before)}; from the repository "
+            f"root, `git checkout -- {' '.join(stored)}` restores them (and their manifests' checksums).",
             flush=True,
         )
 
@@ -152,32 +208,45 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--from-nothing", action="store_true", help="move each chapter's checkpoints aside first")
     parser.add_argument("targets", nargs="*", help=f"notebooks, or a shared model: {', '.join(SHARED)}")
     args = parser.parse_args(argv)
-    targets: list[str | Path] = [t if t in SHARED else Path(t) for t in args.targets] or [
-        *SHARED,
-        *sorted((ROOT / "book").glob("[0-9]*.ipynb")),
-    ]
-    missing = [str(t) for t in targets if isinstance(t, Path) and not t.is_file()]
-    if missing:
+    here, checkout = Path(aecourse.__file__).resolve().parent, Path(__file__).resolve().parents[1]
+    if here != checkout / "aecourse":  # it would train into that copy's weights
         print(
-            f"no such notebook: {', '.join(missing)}. Name notebooks (book/03_vae.ipynb) or a shared model "
-            f"({', '.join(SHARED)}), or nothing for the whole book.",
+            f"this tool imported aecourse from {here}, not from its checkout {checkout}; run it as a script, "
+            f"`python {checkout / 'tools' / 'train_checkpoints.py'}` (or `make checkpoints` there).",
             file=sys.stderr,
         )
         return 2
+    found = {text: _target(text) for text in args.targets}
+    refused = [text for text, target in found.items() if target is None]
+    if refused:
+        names = ", ".join(_shown(c) for c in chapters())
+        print(
+            f"not a chapter notebook or a shared model: {', '.join(refused)}. Name chapter notebooks ({names}) or a "
+            f"shared model ({', '.join(SHARED)}), or nothing for the whole book.",
+            file=sys.stderr,
+        )
+        return 2
+    targets: list[str | Path] = [t for t in found.values() if t is not None] or [*SHARED, *chapters()]
+    for line in _waiting_aside():
+        print(line, file=sys.stderr, flush=True)
     started = time.perf_counter()
     failed = []
     for target in targets:
         chapter = target if isinstance(target, str) else target.stem
+        shown = target if isinstance(target, str) else _shown(target)
         aside = _set_aside(chapter) if args.from_nothing else None
         before = _by_model()
         from_nothing = not any(key.startswith(f"{chapter}/") for key in before)
         for what, run, trains in _passes(target):
-            print(f"=== {target}: {what}", flush=True)
+            print(f"=== {shown}: {what}", flush=True)
             try:
                 seconds = run()
+            except KernelSetupError as exc:  # the kernels run another checkout: no target can run right
+                print(f"FAILED {shown} ({what}):\n{exc}", file=sys.stderr, flush=True)
+                return 1
             except Exception as exc:  # noqa: BLE001 - the checkpoints stored so far stay; the next target still runs
-                print(f"FAILED {target} ({what}):\n{str(exc)[-3000:]}", file=sys.stderr, flush=True)
-                failed.append(str(target))
+                print(f"FAILED {shown} ({what}):\n{str(exc)[-3000:]}", file=sys.stderr, flush=True)
+                failed.append(str(shown))
                 break
             print(f"    {seconds:.0f} s", flush=True)
             if not trains:
@@ -188,6 +257,8 @@ def main(argv: list[str]) -> int:
                 _record(chapter, seconds, trained)
             if aside is not None:
                 _compare(chapter, aside)
+    for line in _waiting_aside():
+        print(line, file=sys.stderr, flush=True)
     by_chapter: dict[str, float] = {}
     for manifest in manifests():
         group = manifest["name"].split("/")[0]
