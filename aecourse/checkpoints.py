@@ -1,18 +1,9 @@
-"""The book's trained models as files: float16 weights in safetensors (no pickle, nothing to run on load) beside a
-JSON manifest of how each was trained: its config, seed, epochs, device, versions, seconds, the weights' SHA-256,
-its final test metrics and its per-epoch history, so every curve the book draws comes from the stored run.
-
-`trained(...)` is what a chapter calls for each model. At the full budget it loads the checkpoint whose manifest
-matches the chapter's config (a mismatch, a missing file or a damaged one is an error that names the command to
-retrain); `AECOURSE_RETRAIN=1` trains instead, and the short and smoke budgets always train. `make checkpoints`
-runs the notebooks with `AECOURSE_RETRAIN=missing`: it loads what matches and trains and stores the rest,
-model by model, so a killed run loses at most the model in progress.
-
-A checkpoint is what it says: its manifest must name the model and seed asked for (a file copied over another is
-refused), have the fields the book reads, and match its line in `weights-checksums/<folder>.sha256` beside the
-weights folder (the SHA-256 of every manifest, as `sha256sum` writes it), so that a manifest edited by hand or
-mangled in a merge is refused like damaged weights. `save` writes that line; the weights' own SHA-256 is in the
-manifest. Names become paths, so they are `<folder>/<model>` and nothing else.
+"""The book's trained models as files: float16 safetensors weights (nothing runs on load) beside a JSON manifest of
+the run (config, seed, device, versions, seconds, the weights' SHA-256, test metrics, per-epoch history), so every
+curve the book draws comes from the stored run. `trained(...)` loads the checkpoint that matches the chapter's
+config at the full budget and trains otherwise (`AECOURSE_RETRAIN`: 1 always, missing to train and store the rest,
+model by model). A checkpoint is what it says: its manifest names the model and seed asked for, is complete, and
+matches its SHA-256 line in `weights-checksums/<folder>.sha256`; names are `<folder>/<model>` and nothing else.
 """
 
 from __future__ import annotations
@@ -259,10 +250,6 @@ def _load_into(module: nn.Module, state: Mapping[str, torch.Tensor], where: str)
         ) from exc
 
 
-def _write_atomically(path: Path, write: Callable[[str], None]) -> None:
-    write_atomically(path, write)
-
-
 def _remove_leftovers(name: str, seed: int, root: Path | None) -> None:
     """Remove the temporary files that a killed save of this checkpoint left (aecourse.files says which)."""
     weights_path, manifest_path = paths(name, seed, root)
@@ -280,7 +267,7 @@ def save(
     _remove_leftovers(name, seed, root)
     state = _rounded(module.state_dict())
     _check_weights(state, name)
-    _write_atomically(weights_path, lambda tmp: save_file(state, tmp))
+    write_atomically(weights_path, lambda tmp: save_file(state, tmp))
     manifest = {
         "name": name,
         "seed": seed,
@@ -299,7 +286,7 @@ def save(
         "history": history.rows,
     }
     text = json.dumps(manifest, indent=1, sort_keys=False) + "\n"
-    _write_atomically(manifest_path, lambda tmp: Path(tmp).write_text(text))
+    write_atomically(manifest_path, lambda tmp: Path(tmp).write_text(text))
     _record_checksum(name, manifest_path, root)
     return manifest
 
@@ -327,8 +314,9 @@ def _malformed(manifest: Any) -> str | None:
     return None
 
 
-def _parsed(manifest_path: Path, command: str) -> tuple[bytes, dict[str, Any]]:
-    """The bytes of a manifest and its content, readable and complete (`_malformed`), or a CheckpointError."""
+def parsed_manifest(manifest_path: Path, command: str) -> tuple[bytes, dict[str, Any]]:
+    """The bytes of a manifest and its content, readable and complete (`_malformed`), or a CheckpointError that
+    names `command` to retrain."""
     try:
         content = manifest_path.read_bytes()
         manifest = json.loads(content)
@@ -359,7 +347,7 @@ def read_manifest(name: str, seed: int, root: Path | None = None) -> dict[str, A
                 f"`{retrain_command(name)}`."
             )
         raise CheckpointError(f"no checkpoint of {name} (seed {seed}) at {manifest_path}. {_how_to_train(name)}")
-    content, manifest = _parsed(manifest_path, retrain_command(name))
+    content, manifest = parsed_manifest(manifest_path, retrain_command(name))
     if (manifest["name"], manifest["seed"]) != (name, seed):
         raise CheckpointError(
             f"{manifest_path} is the manifest of {manifest['name']} (seed {manifest['seed']}), not {name} (seed "
@@ -493,31 +481,3 @@ def reused(name: str, *, seed: int, build: Callable[[], nn.Module], expect: Mapp
         model = build()
     manifest = load(model, name, seed, expect=expect)
     return Trained(model, History([dict(row) for row in manifest["history"]]), manifest)
-
-
-def stored_size(root: Path | None = None) -> int:
-    """Bytes of every checkpoint file (weights and manifests) under `root`."""
-    root = root or WEIGHTS_DIR
-    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) if root.is_dir() else 0
-
-
-def manifests(root: Path | None = None) -> list[dict[str, Any]]:
-    """Every manifest under `root` (the weights folder, one of its folders, or a copy set aside), sorted by name and
-    seed (the intro's table of training times reads them). One in its place in a weights folder is checked as
-    `read_manifest` checks it; one elsewhere must at least be complete and name the model and seed of its file."""
-    root = root or WEIGHTS_DIR
-    found = []
-    for path in sorted(root.rglob("*.json")) if root.is_dir() else []:
-        model, _, seed = path.name.removesuffix(".json").rpartition("-seed")
-        if not seed.isdigit():
-            raise CheckpointError(f"{path} is not named <model>-seed<N>.json, as a stored manifest is.")
-        _, manifest = _parsed(path, "make checkpoints")
-        if manifest["name"] == f"{path.parent.name}/{model}" and manifest["seed"] == int(seed):
-            manifest = read_manifest(manifest["name"], int(seed), path.parents[1])  # in its place: every check
-        elif manifest["name"].split("/")[-1] != model or manifest["seed"] != int(seed):
-            raise CheckpointError(
-                f"{path} is the manifest of {manifest['name']} (seed {manifest['seed']}), not of the model its file "
-                "is named after: the files were copied or renamed."
-            )
-        found.append(manifest)
-    return sorted(found, key=lambda m: (m["name"], m["seed"]))

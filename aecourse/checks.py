@@ -1,9 +1,6 @@
-"""Input checks shared by every public entry point: a batch of images (type, dtype, shape, values), a pair of
-batches that must hold the same images, codes for a decoder, any tensor that must be finite and non-empty, the
-scalar knobs (beta, sigma, probabilities, learning rates), counts that must be ints in range, and devices.
-
-One place for them, so that a wrong input fails at the door with the same kind of message everywhere, instead of
-deep inside torch ("mat1 and mat2 must have the same dtype") or, worse, not at all.
+"""Input checks shared by every public entry point (images, pairs of batches, codes, finite tensors, scalar knobs,
+counts, devices), so a wrong input fails at the door with the same kind of message everywhere, not deep inside
+torch or, worse, not at all.
 """
 
 from __future__ import annotations

@@ -1,14 +1,10 @@
-"""A small Fashion-MNIST classifier whose features judge generated images (chapters 3 and 4).
-
-Inception-v3 features, the usual ground for the Fréchet distance (Heusel et al. 2017), suit 224x224 colour
-photographs, not 28x28 greyscale clothes, and their weights would have to be downloaded. This CNN is trained here
-instead, once for the whole course, and shipped with the other checkpoints, so that every machine measures with the
-same instrument; `make checkpoints` trains it when its checkpoint is missing.
+"""A small Fashion-MNIST classifier whose features judge generated images (ch. 3, 4). Inception-v3 suits 224x224
+colour photographs, not 28x28 greyscale clothes, and would have to be downloaded: this CNN is trained once for the
+course and shipped with the checkpoints, so every machine measures with the same instrument.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,12 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aecourse.checkpoints import CheckpointError, load, retrain_command, save, training_config
-from aecourse.checks import check_device, check_images, check_int, check_positive, check_probability, model_dtype
+from aecourse.checkpoints import CheckpointError, load, retrain_command, training_config
+from aecourse.checks import check_device, check_images, check_int, check_probability, model_dtype
 from aecourse.data import FashionMNIST
 from aecourse.inference import predict
-from aecourse.runtime import retrain_mode
-from aecourse.train import History, guarded_epoch, train_epoch
 
 CHECKPOINT = "classifier/fashion_cnn"
 MIN_ACCURACY = 0.88  # below this, the classifier cannot tell the classes apart well enough to judge samples
@@ -66,42 +60,11 @@ class FashionClassifier(nn.Module):
         return self.head(self.features(x))
 
 
-def train_classifier(model: FashionClassifier, data: FashionMNIST, settings: ClassifierSettings) -> History:
-    """Train the classifier in place with chapter 1's loop, seeded, with the learning rate halved after every epoch;
-    guarded as `fit` is (aecourse.train.guarded_epoch)."""
-    check_positive("train_classifier: settings.lr", settings.lr)
-    check_int("train_classifier: settings.num_epochs", settings.num_epochs, minimum=0)
-    check_int("train_classifier: settings.batch_size", settings.batch_size, minimum=1)
-    check_int("train_classifier: settings.seed", settings.seed)
-    device = next(model.parameters()).device
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
-    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
-
-    def cross_entropy(model: nn.Module, idx: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(model(x_train[idx]), y_train[idx])
-
-    # train_epoch batches the rows of the tensor it is given: here the images' indices, so that each batch's labels
-    # come with its images (the same batches, in the same order, as batches of the images themselves)
-    indices = torch.arange(len(x_train), device=device)
-    history = History()
-    for epoch in range(settings.num_epochs):
-        for group in optimizer.param_groups:
-            group["lr"] = settings.lr * 0.5**epoch
-        shuffle = torch.Generator().manual_seed(settings.seed + epoch)  # a new order each epoch
-        start = time.perf_counter()
-        train = guarded_epoch(
-            epoch + 1,
-            model,
-            [optimizer],
-            lambda shuffle=shuffle: train_epoch(
-                model, optimizer, cross_entropy, indices, batch_size=settings.batch_size, generator=shuffle
-            ),
-            history,
-        )
-        history.rows.append(
-            {"epoch": float(epoch + 1), "train_loss": train["loss"], "seconds": time.perf_counter() - start}
-        )
-    return history
+def initial_classifier(settings: ClassifierSettings, device: torch.device | str) -> FashionClassifier:
+    """The network of `settings` with the initial weights of its seed; the caller's random stream is kept."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(settings.seed)
+        return FashionClassifier(settings.channels, settings.hidden_dim).to(device)
 
 
 def accuracy(classifier: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -121,24 +84,13 @@ def pretrained_classifier(
     min_accuracy: float = MIN_ACCURACY,
 ) -> FashionClassifier:
     """The course's classifier in eval mode with frozen weights (ch. 3, 4), loaded from its checkpoint and checked:
-    its test accuracy must reach `min_accuracy`. Under `make checkpoints` a missing checkpoint is trained and stored.
-    `settings`, `root` and `min_accuracy` exist for the tests."""
+    its test accuracy must reach `min_accuracy`. Only `make checkpoints NB=classifier` trains it
+    (tools/train_checkpoints.py). `settings`, `root` and `min_accuracy` exist for the tests."""
     settings = settings or ClassifierSettings()
     device = check_device(device, who="pretrained_classifier")
     check_probability("pretrained_classifier: min_accuracy", min_accuracy)
-    with torch.random.fork_rng(devices=[]):  # building the network draws initial weights: keep the caller's stream
-        torch.manual_seed(settings.seed)
-        model = FashionClassifier(settings.channels, settings.hidden_dim).to(device)
-    try:
-        load(model, CHECKPOINT, settings.seed, expect=training_config(settings), root=root)
-    except CheckpointError:
-        if retrain_mode() != "missing":
-            raise
-        with torch.random.fork_rng(devices=[]):
-            history = train_classifier(model, data, settings)
-        config = training_config(settings)
-        save(model, CHECKPOINT, settings.seed, config=config, history=history, device=str(device), root=root)
-        load(model, CHECKPOINT, settings.seed, root=root)  # the stored, float16-rounded weights
+    model = initial_classifier(settings, device)
+    load(model, CHECKPOINT, settings.seed, expect=training_config(settings), root=root)
     model.eval().requires_grad_(False)
     test_accuracy = accuracy(model, data.x_test.to(device), data.y_test.to(device))
     if test_accuracy < min_accuracy:

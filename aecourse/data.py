@@ -1,11 +1,7 @@
-"""Fashion-MNIST, found offline and verified; and the transforms of its images: the input noise of the
-denoising autoencoder (chapter 2) and dynamic binarization (chapter 3).
-
-Every chapter loads the data through `load_fashion_mnist`. This module finds the four IDX files, checks their
-decompressed bytes against checksums pinned below, and parses those very bytes: nothing that was not verified is
-read (torchvision's dataset class would prefer a `processed/*.pt` file lying in its folder to the raw files). It also
-keeps a gunzipped copy under `CACHE/FashionMNIST/raw/` (written atomically), the layout torchvision downloads into.
-The Debian copy (`apt-get install dataset-fashion-mnist`) and torchvision's download are accepted alike.
+"""Fashion-MNIST, found offline and verified, and the transforms of its images: the denoising autoencoder's input
+noise (ch. 2) and dynamic binarization (ch. 3). `load_fashion_mnist` finds the four IDX files (the Debian package's
+or torchvision's download), checks their decompressed bytes against the SHA-256 pinned here, and parses those very
+bytes: nothing unverified is read.
 """
 
 from __future__ import annotations
@@ -15,7 +11,6 @@ import hashlib
 import math
 import os
 import struct
-import tempfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aecourse import files
 from aecourse.checks import (
     CourseError,
     check_device,
@@ -38,9 +32,6 @@ from aecourse.runtime import on_colab
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 DATA_ENV = "AECOURSE_DATA"
 CACHE_ENV = "AECOURSE_CACHE"
-# A temporary file of an unpacking is removed at once when the process that wrote it is gone; where that cannot be
-# told (another machine sharing the cache), when it is older than this (unpacking takes about a second).
-STALE_AFTER_S = files.STALE_AFTER_S
 
 CLASS_NAMES: tuple[str, ...] = (
     "T-shirt/top",
@@ -102,9 +93,8 @@ class FashionMNIST:
     """The train and test splits as tensors: images (N, 1, 28, 28) float32 in [0, 1], labels int64.
 
     `source` is the folder whose files were read: the tensors are parsed from the very bytes whose SHA-256 was
-    checked against the pinned sums, in that load. A damaged source is an error even when the cache holds a good
-    copy, rather than a fallback to the cache: the user named or installed that source, and a load that quietly
-    reads something else hides the damage until the cache is cleared.
+    checked against the pinned sums, in that load. A damaged source is an error, never a quiet fallback to another
+    copy: the user named or installed that source, and reading something else would hide the damage.
     """
 
     x_train: torch.Tensor
@@ -128,7 +118,7 @@ class FashionMNIST:
 
 
 def default_cache_dir() -> Path:
-    """Where unpacked files go: `AECOURSE_CACHE`, else ~/.cache/aecourse."""
+    """Where a download goes: `AECOURSE_CACHE`, else ~/.cache/aecourse."""
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "aecourse")
 
 
@@ -173,14 +163,6 @@ def _explicit_folder(root: str | Path | None) -> tuple[Path, str] | None:
     return None
 
 
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _how_to_replace(source: Path) -> str:
     if source.is_relative_to(DEBIAN_DIR):
         return "Reinstall the package: `sudo apt-get install --reinstall dataset-fashion-mnist`."
@@ -208,85 +190,13 @@ def _check_sha256(source: Path, actual: str, expected: str) -> None:
 
 def _verified_content(source: Path, expected_sha256: str) -> bytes:
     """The decompressed content of `source`, after checking its SHA-256: the bytes that are then parsed, so that
-    what is read is what was verified. A damaged source is refused even when the cache holds a good copy."""
+    what is read is what was verified."""
     digest, blocks = hashlib.sha256(), []
     for block in _chunks(source):
         digest.update(block)
         blocks.append(block)
     _check_sha256(source, digest.hexdigest(), expected_sha256)
     return b"".join(blocks)
-
-
-def _cache_error(folder: Path, exc: OSError) -> DataError:
-    return DataError(
-        f"the cache folder {folder} cannot be written ({exc}). The unpacked Fashion-MNIST files go there; "
-        f"set {CACHE_ENV}=/a/writable/folder or pass cache_dir= to load_fashion_mnist."
-    )
-
-
-def _tmp_prefix(name: str) -> str:
-    """The prefix of the temporary file that `name` is unpacked through: the writer's pid and host, so that a later
-    load can tell a killed unpacking's leftover from one in progress (aecourse.files)."""
-    return files.temporary_prefix(name)
-
-
-def _unpack(source: Path, target: Path, expected_sha256: str) -> bytes:
-    """Copy or gunzip `source` to `target` through a temporary file, so a failure leaves nothing behind; return the
-    content, verified."""
-    try:
-        handle, tmp_name = tempfile.mkstemp(prefix=_tmp_prefix(target.name), dir=target.parent)
-    except OSError as exc:
-        raise _cache_error(target.parent, exc) from exc
-    tmp = Path(tmp_name)
-    try:
-        digest, blocks = hashlib.sha256(), []
-        try:
-            with os.fdopen(handle, "wb") as out:
-                for block in _chunks(source):  # a read error is a DataError, not an OSError: it names the source
-                    digest.update(block)
-                    blocks.append(block)
-                    out.write(block)
-            os.chmod(tmp, 0o644)  # mkstemp creates 0600; the unpacked data are ordinary readable files
-        except OSError as exc:
-            raise _cache_error(target.parent, exc) from exc
-        _check_sha256(source, digest.hexdigest(), expected_sha256)  # before the copy takes the target's name
-        try:
-            os.replace(tmp, target)
-        except OSError as exc:
-            raise _cache_error(target.parent, exc) from exc
-    finally:
-        tmp.unlink(missing_ok=True)
-    return b"".join(blocks)
-
-
-def _raw_folder(cache_dir: Path) -> Path:
-    """`cache_dir/FashionMNIST/raw`, created; a cache path that cannot be a folder is a DataError that says so."""
-    raw = cache_dir / "FashionMNIST" / "raw"
-    try:
-        raw.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:  # a file where a folder should be, no permission, a read-only file system
-        raise _cache_error(cache_dir, exc) from exc
-    return raw
-
-
-def _prepare_raw_folder(files_found: dict[str, Path], cache_dir: Path, spec: IdxSpec) -> dict[str, bytes]:
-    """The verified content of each file found, by name; and `cache_dir/FashionMNIST/raw` holding gunzipped copies.
-
-    Every source file is verified, even when the cache already holds a good copy: a damaged source is an error
-    that names it, never a silent load from the cache (which would make `FashionMNIST.source` lie). Temporary files
-    that a killed unpacking left in the cache are removed first (aecourse.files says which are left behind).
-    """
-    raw = _raw_folder(cache_dir)
-    files.remove_leftovers(raw, spec.sha256, stale_after=STALE_AFTER_S, stacklevel=4)  # warns at our caller
-    content = {}
-    for name, source in files_found.items():
-        target = raw / name
-        already_there = source.resolve() == target.resolve()  # found in the cache, or downloaded there
-        if already_there or (target.is_file() and _sha256_of(target) == spec.sha256[name]):
-            content[name] = _verified_content(source, spec.sha256[name])
-        else:
-            content[name] = _unpack(source, target, spec.sha256[name])  # verifies while it copies
-    return content
 
 
 def _download(root: Path) -> None:
@@ -396,11 +306,20 @@ def load_fashion_mnist(
             raise _not_found(root, cache, spec)
         explicit = _explicit_folder(root)
         target = explicit[0] if explicit is not None else cache
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file where the folder should be, no permission, a read-only file system
+            fix = (
+                f"name another folder ({'root=' if root is not None else DATA_ENV})"
+                if explicit
+                else (f"set {CACHE_ENV}=/a/writable/folder or pass cache_dir= to load_fashion_mnist")
+            )
+            raise DataError(f"the download folder {target} cannot be made ({exc}); {fix}.") from exc
         _download(target)
         found = _complete_folder(target, spec)
         if found is None:
-            raise DataError(f"torchvision reported success but the found are not in {target}.\n" + HOW_TO_GET_IT)
-    content = _prepare_raw_folder(found, cache, spec)
+            raise DataError(f"torchvision reported success but the files are not in {target}.\n" + HOW_TO_GET_IT)
+    content = {name: _verified_content(path, spec.sha256[name]) for name, path in found.items()}
     train_images, train_labels = _read_split(content, found, train=True)
     test_images, test_labels = _read_split(content, found, train=False)
     _check_split(train_images, train_labels, spec.num_train, "train")

@@ -1,11 +1,7 @@
-"""Files written whole or not at all: a write goes to a temporary file beside its target and takes the target's name
-only when complete; and the temporary files of writes that were killed midway are found and removed later.
-
-A temporary file is named `.<target>.<pid>-<host>.<8 random characters>`: the process that writes it and the
-machine it runs on. A later run removes it at once when that process is gone (a SIGKILL skips every clean-up), and
-leaves it alone while the process lives: it may be another load or save writing right now. Where the writer cannot
-be checked (another machine sharing the folder, a system without POSIX signals, or a name without a pid, left by an
-older version), a file older than STALE_AFTER_S counts as left behind. Used by the data cache and the checkpoints.
+"""Files written whole or not at all (a temporary file beside the target, renamed when complete), and the
+temporary files of killed writes removed later. A temporary file is `.<target>.<pid>-<host>.<random>`: removed at
+once when its writer is gone, left alone while it lives, and, where the writer cannot be checked (another machine,
+no POSIX signals), removed after STALE_AFTER_S.
 """
 
 from __future__ import annotations

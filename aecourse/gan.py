@@ -1,9 +1,6 @@
-"""The GAN of chapter 4 (Goodfellow et al. 2014): its two networks, its two losses and its adversarial loop.
-
-Its training is not one loss minimised by `aecourse.train.fit`: two networks take turns with two optimisers, so the
-step and the loop live here with the networks. The generator is the same network as the chapter 3 VAE's decoder
-(then a sigmoid), so that the comparison changes the objective and nothing else.
-Sampling, interpolation and the measurements treat the GAN and the VAE alike (`aecourse.inference`, `metrics`).
+"""The GAN of chapter 4 (Goodfellow et al. 2014): two networks, two losses and the adversarial loop. Two networks
+take turns with two optimisers, so the step and the loop live here, not in `aecourse.train.fit`. The generator is
+the chapter 3 VAE's decoder network (then a sigmoid): the comparison changes the objective and nothing else.
 """
 
 from __future__ import annotations
@@ -16,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aecourse.checks import check_codes, check_images, check_int, check_positive
-from aecourse.runtime import evaluating, progress
+from aecourse.checks import check_images, check_int, check_positive
+from aecourse.runtime import progress
 from aecourse.train import History, all_finite, restore, snapshot, state_tensors
 
 # The definitions between `fmt: off` and `fmt: on` are shown in chapter 4, at the book's 75 columns: the chapter's
@@ -207,20 +204,3 @@ def train_gan(
             break
     gan.eval()
     return history
-
-
-def generator_gradient_norms(gan: GAN, z: torch.Tensor) -> dict[str, float]:
-    """The norm of the generator's gradient at the current weights under the two generator losses of Goodfellow et
-    al. (2014): the minimax log(1 - D(G(z))), whose gradient vanishes when D rejects the samples confidently, and the
-    non-saturating -log D(G(z)) that train_gan minimises (ch. 4). Nothing is updated; the discriminator is read in
-    eval mode (no dropout), so the measurement does not depend on a random mask."""
-    check_codes(z, gan, who="generator_gradient_norms")
-    parameters = list(gan.generator.parameters())
-    with evaluating(gan.discriminator, gradients=True):  # the graph outlives the block; D's mode does not
-        fake_logits = gan.discriminator(gan.generator(z))
-    minimax = -F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))  # mean log(1 - D)
-    norms = {}
-    for name, loss in (("minimax", minimax), ("non_saturating", generator_loss(fake_logits))):
-        gradients = torch.autograd.grad(loss, parameters, retain_graph=True)
-        norms[name] = float(torch.linalg.vector_norm(torch.stack([g.norm() for g in gradients])))
-    return norms

@@ -1,9 +1,6 @@
-"""Running trained models over data, in eval mode and in batches (ch. 1-5): codes, decoded images,
-reconstructions, samples from the prior, interpolations, predicted classes, posterior statistics and per-image
-ELBO terms; and the codes worth decoding (the prior's quantile grid, a Gaussian fitted to an autoencoder's codes).
-
-Models are duck-typed: anything with `encode` (returning z, or (mu, logvar) for a VAE) and `decode`. Images are
-checked by the model's own `encode`; here, that a batch is a non-empty tensor and that codes fit the decoder.
+"""Running trained models over data in eval mode and in batches (ch. 1-5): codes, decoded images, reconstructions,
+samples, interpolations, predicted classes, posterior statistics. Models are duck-typed: anything with `encode`
+(z, or (mu, logvar) for a VAE) and `decode`; the model's own `encode` checks the images.
 """
 
 from __future__ import annotations
@@ -14,7 +11,6 @@ import torch
 from torch import nn
 
 from aecourse.checks import IMAGE_SIDE, check_codes, check_int, check_nonnegative, check_tensor
-from aecourse.losses import gaussian_kl, vae_loss
 from aecourse.runtime import evaluating
 
 
@@ -109,43 +105,6 @@ def predict(classifier: nn.Module, x: torch.Tensor) -> torch.Tensor:
     _check_batch(x, "predict")
     with evaluating(classifier):
         return batched(lambda batch: classifier(batch).argmax(1), x)
-
-
-def elbo_per_image(model: nn.Module, x: torch.Tensor, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """The two terms of the -ELBO for every image (ch. 3): the reconstruction term -log p(x|z) at one seeded z per
-    image, and KL(q(z|x) || p(z)), each (N,): the anomaly scores of a VAE."""
-    _check_batch(x, "elbo_per_image")
-    reconstruction, kl = [], []
-    with evaluating(model, seed=seed):
-        for i in range(0, len(x), 1000):
-            batch = x[i : i + 1000]
-            x_logits, mu, logvar = model(batch)
-            _, batch_reconstruction, batch_kl = vae_loss(x_logits, batch, mu, logvar)
-            reconstruction.append(batch_reconstruction)
-            kl.append(batch_kl)
-    return torch.cat(reconstruction), torch.cat(kl)
-
-
-def kl_per_dimension(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """KL(q(z_j|x) || N(0, 1)) of each latent dimension, averaged over the images, (latent_dim,); it sums to the
-    rate. A dimension with a KL near 0 carries no information about the image (ch. 3)."""
-    mu, logvar = posterior(model, x)
-    return gaussian_kl(mu, logvar).mean(0)
-
-
-def gaussian_grid_2d(num_per_side: int, *, low: float = 0.05, high: float = 0.95) -> torch.Tensor:
-    """A grid over the 2-D latent plane spaced by the prior's quantiles, (num_per_side**2, 2), rows top to bottom.
-
-    Points sit at the N(0, 1) inverse CDF of evenly spaced probabilities in [low, high] (Kingma & Welling 2014,
-    Fig. 4), so each cell holds the same prior mass. Row r varies z_2 from high to low; column c varies z_1 (ch. 3).
-    """
-    check_int("num_per_side", num_per_side, minimum=2)
-    if not 0.0 < low < high < 1.0:
-        raise ValueError(f"low and high are probabilities with 0 < low < high < 1; got {low} and {high}.")
-    values = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(low, high, num_per_side))
-    z1 = values.repeat(num_per_side)  # column index runs fastest
-    z2 = values.flip(0).repeat_interleave(num_per_side)  # top row = largest z_2, as on a plot
-    return torch.stack([z1, z2], dim=1)  # (num_per_side**2, 2)
 
 
 def fit_gaussian(z: torch.Tensor, *, jitter: float = 1e-5) -> torch.distributions.MultivariateNormal:

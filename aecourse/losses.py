@@ -1,22 +1,17 @@
-"""Every objective of the course, each written once: the reconstruction errors (ch. 1), the autoencoder's and the
-denoising autoencoder's training losses (ch. 1, 2), the closed-form KL and the VAE's loss, -ELBO or its beta form
-(ch. 3, 4, 5), and the importance-weighted bound on log p(x) (ch. 3).
-
-Losses for `aecourse.train.fit` take the model and a batch, `loss(model, x)`, and return the loss, or the loss and
-a dict of terms to log. The VAE's loss is also written as a plain function of tensors, `vae_loss(x_logits, x, mu,
-logvar)`, as the chapter derives it. Errors are per pixel for the autoencoders and in nats per image for the VAE.
+"""Every objective of the course, each written once: the reconstruction errors and the autoencoders' losses (ch. 1,
+2), the closed-form KL and the VAE's -ELBO or its beta form (ch. 3-5). Training losses take `(model, x)` and return
+the loss, or the loss and a dict of terms to log; errors are per pixel for autoencoders, nats per image for VAEs.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aecourse.checks import check_int, check_nonnegative, check_posterior, check_same_images
+from aecourse.checks import check_nonnegative, check_posterior, check_same_images
 
 # The definitions between `fmt: off` and `fmt: on` are shown in the chapters that teach them, at the book's 75
 # columns: the chapter's cell and the definition here are one source (tests/test_taught_code.py).
@@ -113,46 +108,3 @@ def vae_batch_loss(
     loss, reconstruction, kl = vae_loss(x_logits, x, mu, logvar, beta)
     return loss, {"reconstruction": reconstruction.mean(), "kl": kl.mean()}
 # fmt: on
-
-
-def _log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """log N(z; mu, diag(exp(logvar))) summed over the last dimension."""
-    return -0.5 * (math.log(2 * math.pi) + logvar + (z - mu).pow(2) / logvar.exp()).sum(-1)
-
-
-def bernoulli_log_px(model: nn.Module, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """log p(x|z) of a VAE's Bernoulli decoder (its `decoder` gives the logits), for z with leading sample
-    dimensions: (n, B, latent_dim) -> (n, B), for `iwae_bound`. The reconstruction term of `vae_loss`, with its
-    sign."""
-    x_logits = model.decoder(z).reshape(-1, x[0].numel())  # (n, B, 784) -> (n * B, 784)
-    rows = x.reshape(len(x), -1).repeat(x_logits.shape[0] // len(x), 1)  # x for every sample
-    return -bce(x_logits, rows, per_image=True, logits=True).reshape(z.shape[:-1])
-
-
-@torch.no_grad()
-def iwae_bound(
-    model: nn.Module,
-    x: torch.Tensor,
-    k: int,
-    *,
-    log_px_given_z: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] = bernoulli_log_px,
-    chunk: int = 256,
-) -> torch.Tensor:
-    """The importance-weighted bound log (1/k) sum_i p(x, z_i) / q(z_i|x), one value per image (Burda et al. 2016;
-    ch. 3), for a model whose `encode` gives q(z|x) and whose decoder's log p(x|z) is `log_px_given_z`.
-
-    k = 1 is the ELBO; the bound grows with k towards log p(x), so a large k estimates the log-likelihood.
-    Samples are drawn `chunk` at a time to bound memory.
-    """
-    check_int("iwae_bound: k is a number of importance samples and", k, minimum=1)
-    check_int("iwae_bound: chunk", chunk, minimum=1)
-    mu, logvar = model.encode(x)
-    std = torch.exp(0.5 * logvar)
-    log_weights = []
-    for start in range(0, k, chunk):
-        n = min(chunk, k - start)
-        z = mu + std * torch.randn((n, *mu.shape), device=mu.device, dtype=mu.dtype)  # (n, B, latent_dim)
-        log_px = log_px_given_z(model, x, z)  # (n, B)
-        log_prior = _log_normal(z, torch.zeros_like(z), torch.zeros_like(z))
-        log_weights.append(log_px + log_prior - _log_normal(z, mu, logvar))
-    return torch.logsumexp(torch.cat(log_weights), dim=0) - math.log(k)

@@ -1,9 +1,6 @@
 """The networks of the course: the article's autoencoder (ch. 1), denoising autoencoders (ch. 2), the
-reparameterization and the MLP VAE (ch. 3), the convolutional VAE (ch. 5), and the PCA baseline they are measured
-against (ch. 1, 2). The GAN's two networks live with its game, in `aecourse.gan`.
-
-Every network takes images as (B, 1, 28, 28) or flattened (B, 784); a batch of the wrong type, dtype, shape or
-range is refused at `encode` with a message that says what was expected.
+reparameterization and the MLP VAE (ch. 3), the convolutional VAE (ch. 5) and the PCA baseline (ch. 1, 2); the
+GAN's networks live with its game in `aecourse.gan`. Images come as (B, 1, 28, 28) or (B, 784), checked at `encode`.
 """
 
 from __future__ import annotations

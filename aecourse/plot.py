@@ -1,11 +1,6 @@
-"""Figures that several chapters draw: image grids with row labels, training curves, scatter and bar plots.
-
-Every figure is drawn for the book's page: at most MAX_WIDTH_IN wide at DPI, so that the page scales it down little
-or not at all, and no text smaller than MIN_FONT_PT (checked when the figure is finished: a figure that breaks the
-floor is an error, not a figure). tests/test_book_in_browser.py measures how much the page scales each image and
-holds the rendered text to its floors. Curves are told apart by marker and line style as well as by colour, and
-legends sit beside the axes, never over the data. Figures are closed after drawing, so a notebook stores one image
-per figure.
+"""Figures that several chapters draw: image grids, training curves, scatter and bar plots. Each is drawn for the
+page: at most MAX_WIDTH_IN wide at DPI and no text under MIN_FONT_PT (checked by `finish`), curves told apart by
+marker and line style as well as colour, legends beside the axes, and the figure closed so a notebook stores it once.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""torchbearer glue for chapter 5, and only that: the state keys for mu and logvar, a model wrapper that fills them,
-the beta-KL callback, per-image metrics, a quiet Trial, in-memory loaders and a once-per-epoch progress plot.
-
-torchbearer (0.5.5) passes `state=` to the model's forward and adds callback terms to the loss; what it
-needs from us is small, and every piece here is tested in tests/test_torchbearer_glue.py.
+"""torchbearer glue for chapter 5, and only that: the state keys for mu and logvar, a model wrapper that fills
+them, the beta-KL callback, per-image metrics, a quiet Trial, in-memory loaders and a per-epoch progress plot.
 """
 
 from __future__ import annotations

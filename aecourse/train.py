@@ -1,9 +1,6 @@
-"""The plain-PyTorch training loop of chapters 1-4: in-memory tensors, shuffled index batches, a per-epoch
-history, and guards: a non-finite loss or gradient stops training before it reaches the weights, and weights that a
-step made non-finite anyway (an update too large for float32) are put back to the last finite ones, never kept.
-
-No DataLoader: Fashion-MNIST is 220 MB as float32, so it sits on the device whole and a batch is one
-indexing operation. That is what makes an epoch of the article's MLPs take seconds on two CPU cores.
+"""The plain-PyTorch training loop of chapters 1-4: in-memory tensors (Fashion-MNIST fits on the device whole, so a
+batch is one indexing operation and an MLP epoch takes seconds on two cores), a per-epoch history, and guards: a
+non-finite loss or gradient stops training before it reaches the weights, and non-finite weights are never kept.
 """
 
 from __future__ import annotations
@@ -333,20 +330,3 @@ def _diverged(
     error = TrainingDivergedError(f"epoch {epoch}: {what}; {state}. {_advice(optimizers[0] if optimizers else None)}")
     error.history = history
     return error
-
-
-def gradient_norm(
-    model: nn.Module, loss_fn: LossFn, x: torch.Tensor, part: nn.Module | None = None, *, seed: int = 0
-) -> float:
-    """The norm of the gradient of `loss_fn` at the current weights with respect to the parameters of `part` (the
-    whole model by default), in training mode with seeded draws; nothing is updated (ch. 4: how much gradient
-    reaches the decoder early in training)."""
-    if not isinstance(x, torch.Tensor) or len(x) == 0:
-        raise ValueError(f"gradient_norm: x must be a non-empty tensor of images; got {_described(x)}.")
-    parameters = list((part or model).parameters())
-    with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        out = loss_fn(model, x)
-        loss = out[0] if isinstance(out, tuple) else out
-    gradients = torch.autograd.grad(loss, parameters)
-    return float(torch.linalg.vector_norm(torch.stack([g.norm() for g in gradients])))

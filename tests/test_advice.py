@@ -24,6 +24,7 @@ from aecourse.losses import reconstruction_loss
 from aecourse.models import VAE, Autoencoder
 from aecourse.runtime import BUDGET_ENV, DEVICE_ENV, RETRAIN_ENV, budget, pick_device, retrain_mode
 from aecourse.train import History, TrainingDivergedError, fit
+from tools.stored_checkpoints import manifests
 
 ROOT = Path(__file__).resolve().parents[1]
 X = torch.rand(12, 1, 28, 28, generator=torch.Generator().manual_seed(0))
@@ -156,7 +157,7 @@ def test_a_stale_checkpoint_is_fixed_by_each_way_its_error_gives(tmp_path, monke
     assert _trained(changed).manifest["stored"] is False
 
 
-@pytest.mark.parametrize("name", sorted({m["name"] for m in ck.manifests()}))
+@pytest.mark.parametrize("name", sorted({m["name"] for m in manifests()}))
 def test_every_stored_checkpoint_names_a_command_that_trains_it(name):
     command = ck.retrain_command(name)
     target = _make_target(command)
@@ -289,14 +290,24 @@ def isolated(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_an_unwritable_cache_is_fixed_by_the_variable_the_message_names(isolated, monkeypatch):
-    spec = _write(isolated / "debian")
+def test_an_unusable_download_folder_is_fixed_by_the_variable_the_message_names(isolated, monkeypatch):
+    import torchvision.datasets
+
+    spec = _write(isolated / "elsewhere")
     (isolated / "a-file").write_text("not a folder")
     monkeypatch.setenv("AECOURSE_CACHE", str(isolated / "a-file"))
-    with pytest.raises(DataError, match=r"set AECOURSE_CACHE=/a/writable/folder"):
-        load_fashion_mnist(spec=spec)
+    with pytest.raises(
+        DataError, match=r"download folder .*a-file cannot be made.*set AECOURSE_CACHE=/a/writable/folder"
+    ):
+        load_fashion_mnist(download=True, spec=spec)
+
+    def download(root, train, download):  # torchvision's download, offline: the files it would fetch
+        _write(Path(root) / "FashionMNIST" / "raw")
+
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", download)
     monkeypatch.setenv("AECOURSE_CACHE", str(isolated / "writable"))
-    assert load_fashion_mnist(spec=spec).source == isolated / "debian"
+    loaded = load_fashion_mnist(download=True, spec=spec)
+    assert loaded.source == isolated / "writable" / "FashionMNIST" / "raw"
 
 
 @pytest.mark.parametrize("how", ["root", "env"])

@@ -3,11 +3,11 @@ bookkeeping, not the lesson). Its rule is tested here, on the cell's own source,
 
 from __future__ import annotations
 
-import ast
-import json
 from pathlib import Path
 
 import pytest
+
+from tools.notebook_cells import definitions
 
 CHAPTER = Path(__file__).resolve().parents[1] / "book" / "04_vae_vs_gan.ipynb"
 
@@ -15,15 +15,7 @@ CHAPTER = Path(__file__).resolve().parents[1] / "book" / "04_vae_vs_gan.ipynb"
 @pytest.fixture(scope="module")
 def cell():
     """The namespace of the chapter's code cell that defines `vae_gan_verdicts`, executed alone."""
-    for source in ("".join(c["source"]) for c in json.loads(CHAPTER.read_text())["cells"] if c["cell_type"] == "code"):
-        if source.lstrip().startswith(("%", "!")) or "\n%" in source or "google.colab" in source:
-            continue  # IPython magics: not Python, and not this cell
-        names = {n.name for n in ast.parse(source).body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
-        if "vae_gan_verdicts" in names:
-            namespace: dict = {}
-            exec(compile(source, str(CHAPTER), "exec"), namespace)
-            return namespace
-    raise AssertionError(f"{CHAPTER.name} has no cell that defines vae_gan_verdicts")
+    return definitions(CHAPTER, "vae_gan_verdicts")
 
 
 def _measurements(cell, **changes):

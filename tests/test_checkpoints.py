@@ -16,6 +16,7 @@ from aecourse.checkpoints import CheckpointError, measurement, trained
 from aecourse.models import VAE
 from aecourse.runtime import BUDGET_ENV, RETRAIN_ENV
 from aecourse.train import History
+from tools.stored_checkpoints import manifests, stored_size
 
 
 @dataclass(frozen=True)
@@ -183,8 +184,8 @@ def test_the_callers_random_streams_are_untouched(store, monkeypatch):
 def test_the_books_checkpoints_fit_the_size_budget_and_match_their_manifests():
     """Every checkpoint shipped with the package: at most 50 MiB in all (52,428,800 bytes, as `du -h` and `make
     checkpoints` count it), each file's SHA-256 as its manifest says."""
-    assert ck.stored_size() <= 50 * 2**20
-    for manifest in ck.manifests():
+    assert stored_size() <= 50 * 2**20
+    for manifest in manifests():
         weights, _ = ck.paths(manifest["name"], manifest["seed"])
         assert ck._sha256(weights) == manifest["sha256"], f"{weights} does not match its manifest"
         assert manifest["stored_dtype"] == "float16" and manifest["history"]

@@ -15,20 +15,36 @@ from torch import nn
 from aecourse import classifier as clf
 from aecourse.checkpoints import CheckpointError
 from aecourse.data import FashionMNIST
-from aecourse.gan import GAN, discriminator_loss, generator_gradient_norms, generator_loss, train_gan
+from aecourse.gan import GAN, discriminator_loss, generator_loss, train_gan
 from aecourse.inference import generate, interpolate
-from aecourse.metrics import (
-    class_histogram,
-    distance_from_uniform,
-    divergence,
-    frechet_distance,
-    gaussian_frechet_distance,
-    interpolation_steps,
-    jump_ratio,
-    missing_classes,
-    sampling_seconds,
-)
+from aecourse.metrics import frechet_distance
 from aecourse.runtime import RETRAIN_ENV
+from tools import train_checkpoints
+from tools.notebook_cells import definitions
+
+# Chapter 4 keeps its own measurements in a cell of its notebook (the book's bookkeeping); they are tested here.
+CHAPTER_4 = Path(__file__).resolve().parents[1] / "book" / "04_vae_vs_gan.ipynb"
+MEASURES = definitions(CHAPTER_4, "class_histogram", "generator_gradient_norms", generator_loss=generator_loss)
+class_histogram, distance_from_uniform = MEASURES["class_histogram"], MEASURES["distance_from_uniform"]
+divergence, missing_classes, sampling_seconds = (
+    MEASURES["divergence"],
+    MEASURES["missing_classes"],
+    MEASURES["sampling_seconds"],
+)
+interpolation_steps, jump_ratio = MEASURES["interpolation_steps"], MEASURES["jump_ratio"]
+edge_energy, generator_gradient_norms = MEASURES["edge_energy"], MEASURES["generator_gradient_norms"]
+
+
+def gaussian_frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """The closed form ||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)): the reference `frechet_distance` is held to
+    (Dowson & Landau 1982; Heusel et al. 2017). Tr (S1 S2)^(1/2) is the sum of the square roots of the eigenvalues
+    of the symmetric S1^(1/2) S2 S1^(1/2), which stays finite for singular covariances (dead ReLU features)."""
+    sigma1, sigma2 = np.asarray(sigma1, dtype=np.float64), np.asarray(sigma2, dtype=np.float64)
+    values, vectors = np.linalg.eigh(sigma1)
+    root1 = (vectors * np.sqrt(values.clip(min=0))) @ vectors.T
+    middle = np.linalg.eigvalsh(root1 @ sigma2 @ root1)
+    diff = np.asarray(mu1, dtype=np.float64) - np.asarray(mu2, dtype=np.float64)
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.sqrt(middle.clip(min=0)).sum())
 
 
 class Identity(nn.Module):
@@ -140,14 +156,17 @@ def _tiny_data(n: int = 256) -> FashionMNIST:
 SMALL = clf.ClassifierSettings(channels=(4, 8), hidden_dim=16, num_epochs=3, batch_size=32, lr=1e-2)
 
 
-def test_pretrained_classifier_is_trained_only_by_make_checkpoints_then_loaded(tmp_path, monkeypatch):
+def test_the_classifier_is_trained_only_by_make_checkpoints_then_loaded(tmp_path, monkeypatch):
     data = _tiny_data()
-    monkeypatch.delenv(RETRAIN_ENV, raising=False)
-    with pytest.raises(CheckpointError, match="make checkpoints"):
-        clf.pretrained_classifier(data, "cpu", settings=SMALL, root=tmp_path, min_accuracy=0.5)
-    monkeypatch.setenv(RETRAIN_ENV, "missing")
+    for mode in (None, "1", "missing"):  # no switch trains the shared classifier in a chapter
+        if mode is None:
+            monkeypatch.delenv(RETRAIN_ENV, raising=False)
+        else:
+            monkeypatch.setenv(RETRAIN_ENV, mode)
+        with pytest.raises(CheckpointError, match="make checkpoints NB=classifier"):
+            clf.pretrained_classifier(data, "cpu", settings=SMALL, root=tmp_path, min_accuracy=0.5)
     rng_before = torch.get_rng_state()
-    first = clf.pretrained_classifier(data, "cpu", settings=SMALL, root=tmp_path, min_accuracy=0.5)
+    first = train_checkpoints.store_classifier(data, "cpu", settings=SMALL, root=tmp_path, min_accuracy=0.5)
     assert torch.equal(torch.get_rng_state(), rng_before), "training must not move the caller's random stream"
     assert not first.training and not any(p.requires_grad for p in first.parameters())
     assert (tmp_path / f"{clf.CHECKPOINT}-seed0.safetensors").is_file()
@@ -155,10 +174,11 @@ def test_pretrained_classifier_is_trained_only_by_make_checkpoints_then_loaded(t
     def must_not_train(*args, **kwargs):
         raise AssertionError("the stored weights should have been loaded")
 
-    monkeypatch.setattr(clf, "train_classifier", must_not_train)
-    second = clf.pretrained_classifier(data, "cpu", settings=SMALL, root=tmp_path, min_accuracy=0.5)
-    for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True):
-        assert torch.equal(a, b)
+    monkeypatch.setattr(train_checkpoints, "train_classifier", must_not_train)
+    second = train_checkpoints.store_classifier(data, "cpu", settings=SMALL, root=tmp_path, min_accuracy=0.5)
+    third = clf.pretrained_classifier(data, "cpu", settings=SMALL, root=tmp_path, min_accuracy=0.5)
+    for a, b, c in zip(*(m.state_dict().values() for m in (first, second, third)), strict=True):
+        assert torch.equal(a, b) and torch.equal(a, c)
     other = clf.ClassifierSettings(channels=(4, 8), hidden_dim=16, num_epochs=4, batch_size=32, lr=1e-2)
     monkeypatch.delenv(RETRAIN_ENV)
     with pytest.raises(CheckpointError, match="num_epochs=3"):  # settings changed: the checkpoint no longer fits
@@ -167,8 +187,7 @@ def test_pretrained_classifier_is_trained_only_by_make_checkpoints_then_loaded(t
 
 def test_pretrained_classifier_refuses_a_classifier_that_cannot_classify(tmp_path, monkeypatch):
     data = _tiny_data()
-    monkeypatch.setenv(RETRAIN_ENV, "missing")
-    clf.pretrained_classifier(data, "cpu", settings=SMALL, root=tmp_path, min_accuracy=0.5)
+    train_checkpoints.store_classifier(data, "cpu", settings=SMALL, root=tmp_path, min_accuracy=0.5)
     shuffled = FashionMNIST(data.x_train, data.y_train, data.x_test, data.y_test.roll(1), source=Path("."))
     with pytest.raises(CheckpointError, match="accuracy"):
         clf.pretrained_classifier(shuffled, "cpu", settings=SMALL, root=tmp_path, min_accuracy=0.5)
@@ -180,7 +199,7 @@ def test_train_classifier_is_seeded_and_learns():
     def trained_copy():
         torch.manual_seed(0)
         model = clf.FashionClassifier(SMALL.channels, SMALL.hidden_dim)
-        clf.train_classifier(model, data, SMALL)
+        train_checkpoints.train_classifier(model, data, SMALL)
         return model
 
     a, b = trained_copy(), trained_copy()
@@ -270,7 +289,6 @@ def test_generate_and_interpolate():
 
 
 def test_edge_energy():
-    from aecourse.metrics import edge_energy
 
     stripes = torch.zeros(2, 1, 28, 28)
     stripes[:, :, :, ::2] = 1.0  # every horizontal neighbour differs by 1, no vertical one does
@@ -319,7 +337,8 @@ def test_the_minimax_generator_gradient_vanishes_where_the_discriminator_is_sure
 def test_gradient_norm_of_a_part_without_updating():
     from aecourse.losses import vae_batch_loss
     from aecourse.models import VAE
-    from aecourse.train import gradient_norm
+
+    gradient_norm = MEASURES["gradient_norm"]
 
     torch.manual_seed(0)
     vae = VAE(latent_dim=4, hidden_dim=16)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
-from aecourse.losses import bernoulli_log_px
 from aecourse.models import (
     VAE,
     Autoencoder,
@@ -15,6 +16,10 @@ from aecourse.models import (
     DenoisingAutoencoder,
     reparameterize,
 )
+from tools.notebook_cells import definitions
+
+CHAPTER_3 = Path(__file__).resolve().parents[1] / "book" / "03_vae.ipynb"
+bernoulli_log_px = definitions(CHAPTER_3, "bernoulli_log_px")["bernoulli_log_px"]  # chapter 3's IWAE likelihood
 
 
 @pytest.fixture

@@ -122,7 +122,7 @@ def rank_dimensions(kl_per_dim: torch.Tensor | Sequence[float], k: int) -> list[
     if kl.dim() != 1 or len(kl) == 0 or not bool(torch.isfinite(kl).all()):
         raise ValueError(
             f"kl_per_dim must be a finite 1-D tensor with one KL per latent dimension; got shape {tuple(kl.shape)}. "
-            "Average the per-dimension KL over test images (aecourse.inference.kl_per_dimension)."
+            "Average the KL over test images: gaussian_kl(*posterior(model, x)).mean(0) (aecourse.losses, .inference)."
         )
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(kl):
         raise ValueError(f"k is the number of sliders and must be an int in 1..{len(kl)} (latent_dim); got {k!r}.")

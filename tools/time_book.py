@@ -50,7 +50,8 @@ def timing_table(timings: str = "timings.json", retrain_timings: str = "retrain_
     and, where one was measured, the wall time of retraining the chapter from nothing (`make checkpoints
     FROM_NOTHING=1` writes `retrain_timings`); glues `timing_source`, the sentence saying where the numbers come
     from."""
-    from aecourse.checkpoints import SHARED_MODELS, manifests
+    from aecourse.checkpoints import SHARED_MODELS
+    from tools.stored_checkpoints import manifests
 
     path = Path(timings)
     if not path.is_file():

@@ -37,13 +37,36 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import aecourse  # noqa: E402
-from aecourse.checkpoints import SHARED_MODELS, WEIGHTS_DIR, checksums_path, manifests, stored_size  # noqa: E402
+from aecourse.checkpoints import (  # noqa: E402
+    SHARED_MODELS,
+    WEIGHTS_DIR,
+    CheckpointError,
+    checksums_path,
+    load,
+    save,
+    training_config,  # noqa: E402
+)
+from aecourse.checks import check_int, check_positive  # noqa: E402
+from aecourse.classifier import (  # noqa: E402
+    CHECKPOINT,
+    MIN_ACCURACY,
+    ClassifierSettings,
+    FashionClassifier,
+    initial_classifier,
+    pretrained_classifier,
+)
+from aecourse.data import FashionMNIST, load_fashion_mnist  # noqa: E402
+from aecourse.runtime import pick_device  # noqa: E402
+from aecourse.train import History, guarded_epoch, train_epoch  # noqa: E402
 from tools.execute_notebooks import KernelSetupError, execute  # noqa: E402
+from tools.stored_checkpoints import manifests, stored_size  # noqa: E402
 from tools.time_book import machine  # noqa: E402
 
 RETRAIN_TIMINGS = ROOT / "book" / "retrain_timings.json"
@@ -156,26 +179,74 @@ def _record(chapter: str, seconds: float, trained: list[dict]) -> None:
     print(f"    recorded in {RETRAIN_TIMINGS.relative_to(ROOT)}", flush=True)
 
 
-def _train_shared(name: str) -> float:
-    """Load the shared model `name`, training and storing it first when its checkpoint is missing or stale, as the
-    notebooks do under `make checkpoints`; return the wall seconds, data loading included (as in a chapter's)."""
-    from aecourse.classifier import pretrained_classifier
-    from aecourse.data import load_fashion_mnist
-    from aecourse.runtime import RETRAIN_ENV, pick_device
+def train_classifier(model: FashionClassifier, data: FashionMNIST, settings: ClassifierSettings) -> History:
+    """Train the classifier in place with chapter 1's loop, seeded, with the learning rate halved after every epoch;
+    guarded as `fit` is (aecourse.train.guarded_epoch)."""
+    check_positive("train_classifier: settings.lr", settings.lr)
+    check_int("train_classifier: settings.num_epochs", settings.num_epochs, minimum=0)
+    check_int("train_classifier: settings.batch_size", settings.batch_size, minimum=1)
+    check_int("train_classifier: settings.seed", settings.seed)
+    device = next(model.parameters()).device
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
 
+    def cross_entropy(model: nn.Module, idx: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(model(x_train[idx]), y_train[idx])
+
+    # train_epoch batches the rows of the tensor it is given: here the images' indices, so that each batch's labels
+    # come with its images (the same batches, in the same order, as batches of the images themselves)
+    indices = torch.arange(len(x_train), device=device)
+    history = History()
+    for epoch in range(settings.num_epochs):
+        for group in optimizer.param_groups:
+            group["lr"] = settings.lr * 0.5**epoch
+        shuffle = torch.Generator().manual_seed(settings.seed + epoch)  # a new order each epoch
+        start = time.perf_counter()
+        train = guarded_epoch(
+            epoch + 1,
+            model,
+            [optimizer],
+            lambda shuffle=shuffle: train_epoch(
+                model, optimizer, cross_entropy, indices, batch_size=settings.batch_size, generator=shuffle
+            ),
+            history,
+        )
+        history.rows.append(
+            {"epoch": float(epoch + 1), "train_loss": train["loss"], "seconds": time.perf_counter() - start}
+        )
+    return history
+
+
+def store_classifier(
+    data: FashionMNIST,
+    device: torch.device | str,
+    *,
+    settings: ClassifierSettings | None = None,
+    root: Path | None = None,
+    min_accuracy: float = MIN_ACCURACY,
+) -> FashionClassifier:
+    """The shared classifier, checked as the chapters load it (`pretrained_classifier`); trained from its seed and
+    stored first when its checkpoint is missing, stale or damaged."""
+    settings = settings or ClassifierSettings()
+    config = training_config(settings)
+    try:
+        load(initial_classifier(settings, device), CHECKPOINT, settings.seed, expect=config, root=root)
+    except CheckpointError:
+        model = initial_classifier(settings, device)
+        with torch.random.fork_rng(devices=[]):
+            history = train_classifier(model, data, settings)
+        save(model, CHECKPOINT, settings.seed, config=config, history=history, device=str(device), root=root)
+    return pretrained_classifier(data, device, settings=settings, root=root, min_accuracy=min_accuracy)
+
+
+def _train_shared(name: str) -> float:
+    """Load the shared model `name`, training and storing it first when its checkpoint is missing or stale; return
+    the wall seconds, data loading included (as in a chapter's)."""
     if name != "classifier":  # SHARED names what this function can train
         raise ValueError(f"no shared model called {name!r}; the shared models are: {', '.join(SHARED)}")
     started = time.perf_counter()
-    saved = os.environ.get(RETRAIN_ENV)
-    os.environ[RETRAIN_ENV] = "missing"
-    try:
-        device = pick_device()
-        pretrained_classifier(load_fashion_mnist(device=device), device)
-    finally:
-        if saved is None:
-            del os.environ[RETRAIN_ENV]
-        else:
-            os.environ[RETRAIN_ENV] = saved
+    device = pick_device()
+    store_classifier(load_fashion_mnist(device=device), device)
     return time.perf_counter() - started
 
 
