@@ -6,7 +6,9 @@ marker and no raw MyST markup ({glue...}, {term}...) shows, and every internal l
 that exists. Every figure a notebook draws is a numbered figure with a caption and alt text that is not a file
 name, and its smallest text, as the page scales the image, is at least TEXT_FLOOR_PX on a 1366 px desktop and
 PHONE_TEXT_FLOOR_PX on a 390 px phone. On the phone no inline formula is cut at the screen's edge, and a display
-formula wider than the screen scrolls. A screenshot of each page is saved under _build/screenshots/. `make test`
+formula wider than the screen scrolls. Sphinx's search page finds the Japanese the book quotes
+(潜在, 散逸) on exactly the pages that use it and English words as before, and every run of Japanese is marked
+lang="ja" (book/_ext/japanese.py). A screenshot of each page is saved under _build/screenshots/. `make test`
 builds the book first; without Chromium the test is skipped.
 """
 
@@ -183,3 +185,68 @@ def test_internal_links_resolve():
                 if unquote(parsed.fragment) not in ids_of[target]:
                     broken.append(f"{page.relative_to(HTML)} -> {href} (no such anchor)")
     assert not broken, "broken internal links:\n" + "\n".join(broken)
+
+
+JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f]")
+SEARCH_RESULTS = """
+const done = arguments[arguments.length - 1];
+const started = Date.now();
+(function wait() {
+  const summary = document.querySelector('#search-results .search-summary');
+  const text = summary ? summary.innerText : '';
+  if (/^(Search finished|Your search did not match)/.test(text)) {
+    done({summary: text, links: [...document.querySelectorAll('#search-results ul.search li > a')]
+      .map(a => a.getAttribute('href'))});
+  } else if (Date.now() - started > 30000) { done({summary: 'no result within 30 s: ' + text, links: []});
+  } else { setTimeout(wait, 100); }
+})();
+"""
+
+
+def _article_text(page: Path) -> str:
+    """What a reader reads on a page: its article, without code (Sphinx also indexes code, by other words)."""
+    from bs4 import BeautifulSoup
+
+    article = BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser").find("article")
+    if article is None:
+        return ""
+    for tag in article.find_all(["pre", "script", "style"]):
+        tag.decompose()
+    return article.get_text(" ")
+
+
+@pytest.mark.parametrize("query", ["潜在", "散逸", "autoencoder", "reparameterization"])
+def test_search_finds_the_pages_that_use_a_word(query, server, browser):
+    """Sphinx's search page, run on the built index (searchindex.js) by its own script: Japanese quoted from the
+    article is found by any two characters of it (book/_ext/japanese.py), English words as before (stemmed)."""
+    japanese = bool(JAPANESE.search(query))
+    word = re.compile(re.escape(query) if japanese else rf"\b{re.escape(query)}\b", re.IGNORECASE)
+    using = {p.relative_to(HTML).with_suffix("").as_posix() for p in _pages() if word.search(_article_text(p))}
+    assert using, f"no page uses {query!r}: the test's query is stale"
+    browser.get(urljoin(server, f"search.html?q={query}"))
+    results = browser.execute_async_script(SEARCH_RESULTS)
+    found = {urlparse(link).path.removesuffix(".html") for link in results["links"]}
+    assert found >= using, f"searching {query!r} misses {sorted(using - found)} ({results['summary']})"
+    if japanese:  # every page found holds the characters searched for
+        assert found == using, f"searching {query!r} also finds {sorted(found - using)}"
+
+
+def test_japanese_text_is_marked_as_japanese():
+    """Every run of Japanese in a page's text sits in an element with lang="ja" (book/_ext/japanese.py), inside a
+    page whose own language is English."""
+    from bs4 import BeautifulSoup
+
+    unmarked, marked = [], 0
+    for page in _pages():
+        soup = BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser")
+        if soup.html is not None:  # (the root index.html is a bare redirect)
+            assert soup.html.get("lang") == "en", f"{page.relative_to(HTML)}: <html lang={soup.html.get('lang')!r}>"
+        for text in soup.find_all(string=JAPANESE):
+            if text.find_parent(["pre", "code", "script", "style", "title"]) is not None:
+                continue
+            if text.find_parent(attrs={"lang": "ja"}) is not None:
+                marked += 1
+            else:
+                unmarked.append(f"{page.relative_to(HTML)}: {text.strip()[:60]!r}")
+    assert not unmarked, 'Japanese text not marked lang="ja":\n' + "\n".join(unmarked)
+    assert marked >= 30, f"only {marked} runs of Japanese found: the glossary alone quotes more"
