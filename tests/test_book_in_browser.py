@@ -6,7 +6,9 @@ marker and no raw MyST markup ({glue...}, {term}...) shows, and every internal l
 that exists. Every figure a notebook draws is a numbered figure with a caption and alt text that is not a file
 name, and its smallest text, as the page scales the image, is at least TEXT_FLOOR_PX on a 1366 px desktop and
 PHONE_TEXT_FLOOR_PX on a 390 px phone. On the phone no inline formula is cut at the screen's edge, and a display
-formula wider than the screen scrolls. Sphinx's search page finds the Japanese the book quotes
+formula wider than the screen scrolls. Every icon a page shows is in the icon font it loads, and no page loads
+what its reader does not use (book/_ext/lean_pages.py): Font Awesome's script or full fonts, the search index, or
+sphinx-design's files on a page without its components. Sphinx's search page finds the Japanese the book quotes
 (潜在, 散逸) on exactly the pages that use it and English words as before, and every run of Japanese is marked
 lang="ja" (book/_ext/japanese.py). A screenshot of each page is saved under _build/screenshots/. `make test`
 builds the book first; without Chromium the test is skipped.
@@ -14,6 +16,7 @@ builds the book first; without Chromium the test is skipped.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlparse
@@ -69,6 +72,12 @@ return {
   headings: [...document.querySelectorAll('article h2, article h3, article h4')]
     .map(e => e.textContent.replace('#', '').trim()),
   text: document.body.innerText,
+  resources: performance.getEntriesByType('resource').map(e => e.name),
+  design_components: document.querySelectorAll('[class^="sd-"], [class*=" sd-"]').length,
+  failed_fonts: [...document.fonts].filter(f => f.status === 'error').map(f => f.family + ' ' + f.weight),
+  icons: [...document.querySelectorAll('*')].flatMap(e => ['::before', '::after'].map(p => getComputedStyle(e, p)))
+    .filter(s => s.fontFamily.includes('Font Awesome') && s.content.startsWith('"'))
+    .map(s => [s.fontFamily.replaceAll('"', ''), s.fontWeight, s.content.slice(1, -1)]),
   figures: [...document.querySelectorAll('article .cell_output img, article figure img')].map(i => ({
     src: i.src.split('/').pop(), alt: i.getAttribute('alt') || '',
     caption: (i.closest('figure') && i.closest('figure').querySelector('figcaption .caption-number'))
@@ -94,6 +103,22 @@ for (const m of document.querySelectorAll('article mjx-container')) {
 return {cut: cut, unscrollable: unscrollable, figures: [...document.querySelectorAll('article figure img')]
   .map(i => ({src: i.src.split('/').pop(), natural: i.naturalWidth, shown: i.getBoundingClientRect().width}))};
 """
+
+
+@functools.cache
+def icon_faces() -> dict[tuple[str, str], set[int]]:
+    """The codepoints of each icon font the pages load, by (family, weight), as _static/icons/icons.css declares
+    them (book/_ext/lean_pages.py cuts them to the book's icons)."""
+    from fontTools.ttLib import TTFont
+
+    sheet = HTML / "_static" / "icons" / "icons.css"
+    faces = {}
+    for body in re.findall(r"@font-face\{([^}]*)\}", sheet.read_text(encoding="utf-8")):
+        family = re.search(r"font-family:([^;]*)", body).group(1).replace("\\", "").strip("\"' ")
+        weight = re.search(r"font-weight:(\d+)", body).group(1)
+        font = TTFont(sheet.parent / re.search(r"url\(([^)]*)\)", body).group(1))
+        faces[family, weight] = set(font.getBestCmap())
+    return faces
 
 
 def _smallest_text_px(figure: dict) -> float:
@@ -128,6 +153,18 @@ def test_page_renders(page, server, browser):
         assert alt and not re.search(r"[0-9a-f]{16}|\.png$", alt), f"{relative}: alt text is a file name: {alt!r}"
         small = _smallest_text_px(figure)
         assert small >= TEXT_FLOOR_PX, f"{relative}: figure text {small:.1f} px < {TEXT_FLOOR_PX}: {figure['src']}"
+    unneeded = r"/scripts/fontawesome\.js|/webfonts/|searchindex\.js"
+    if not facts["design_components"]:
+        unneeded += r"|sphinx-design|design-tabs"
+    unused = [r for r in facts["resources"] if re.search(unneeded, r)]
+    assert not unused, f"{relative}: loads what no reader of this page uses (see book/_ext/lean_pages.py): {unused}"
+    assert not facts["failed_fonts"], f"{relative}: fonts that failed to load: {facts['failed_fonts']}"
+    faces = icon_faces()
+    for family, weight, glyphs in {tuple(icon) for icon in facts["icons"]}:
+        face = faces.get((family, weight))
+        assert face is not None, f"{relative}: an icon in {family} {weight}, a face _static/icons/icons.css lacks"
+        for glyph in glyphs:
+            assert ord(glyph) in face, f"{relative}: icon U+{ord(glyph):04X} ({family} {weight}) is not in its font"
     errors = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert not errors, f"{relative}: console errors: {errors}"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
