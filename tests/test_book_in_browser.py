@@ -6,12 +6,17 @@ marker and no raw MyST markup ({glue...}, {term}...) shows, and every internal l
 that exists. Every figure a notebook draws is a numbered figure with a caption and alt text that is not a file
 name, and its smallest text, as the page scales the image, is at least TEXT_FLOOR_PX on a 1366 px desktop and
 PHONE_TEXT_FLOOR_PX on a 390 px phone. On the phone no inline formula is cut at the screen's edge, and a display
-formula wider than the screen scrolls. A screenshot of each page is saved under _build/screenshots/. `make test`
+formula wider than the screen scrolls. Every icon a page shows is in the icon font it loads, and no page loads
+what its reader does not use (book/_ext/lean_pages.py): Font Awesome's script or full fonts, the search index, or
+sphinx-design's files on a page without its components. Sphinx's search page finds the Japanese the book quotes
+(潜在, 散逸) on exactly the pages that use it and English words as before, and every run of Japanese is marked
+lang="ja" (book/_ext/japanese.py). A screenshot of each page is saved under _build/screenshots/. `make test`
 builds the book first; without Chromium the test is skipped.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlparse
@@ -67,6 +72,12 @@ return {
   headings: [...document.querySelectorAll('article h2, article h3, article h4')]
     .map(e => e.textContent.replace('#', '').trim()),
   text: document.body.innerText,
+  resources: performance.getEntriesByType('resource').map(e => e.name),
+  design_components: document.querySelectorAll('[class^="sd-"], [class*=" sd-"]').length,
+  failed_fonts: [...document.fonts].filter(f => f.status === 'error').map(f => f.family + ' ' + f.weight),
+  icons: [...document.querySelectorAll('*')].flatMap(e => ['::before', '::after'].map(p => getComputedStyle(e, p)))
+    .filter(s => s.fontFamily.includes('Font Awesome') && s.content.startsWith('"'))
+    .map(s => [s.fontFamily.replaceAll('"', ''), s.fontWeight, s.content.slice(1, -1)]),
   figures: [...document.querySelectorAll('article .cell_output img, article figure img')].map(i => ({
     src: i.src.split('/').pop(), alt: i.getAttribute('alt') || '',
     caption: (i.closest('figure') && i.closest('figure').querySelector('figcaption .caption-number'))
@@ -92,6 +103,22 @@ for (const m of document.querySelectorAll('article mjx-container')) {
 return {cut: cut, unscrollable: unscrollable, figures: [...document.querySelectorAll('article figure img')]
   .map(i => ({src: i.src.split('/').pop(), natural: i.naturalWidth, shown: i.getBoundingClientRect().width}))};
 """
+
+
+@functools.cache
+def icon_faces() -> dict[tuple[str, str], set[int]]:
+    """The codepoints of each icon font the pages load, by (family, weight), as _static/icons/icons.css declares
+    them (book/_ext/lean_pages.py cuts them to the book's icons)."""
+    from fontTools.ttLib import TTFont
+
+    sheet = HTML / "_static" / "icons" / "icons.css"
+    faces = {}
+    for body in re.findall(r"@font-face\{([^}]*)\}", sheet.read_text(encoding="utf-8")):
+        family = re.search(r"font-family:([^;]*)", body).group(1).replace("\\", "").strip("\"' ")
+        weight = re.search(r"font-weight:(\d+)", body).group(1)
+        font = TTFont(sheet.parent / re.search(r"url\(([^)]*)\)", body).group(1))
+        faces[family, weight] = set(font.getBestCmap())
+    return faces
 
 
 def _smallest_text_px(figure: dict) -> float:
@@ -126,6 +153,18 @@ def test_page_renders(page, server, browser):
         assert alt and not re.search(r"[0-9a-f]{16}|\.png$", alt), f"{relative}: alt text is a file name: {alt!r}"
         small = _smallest_text_px(figure)
         assert small >= TEXT_FLOOR_PX, f"{relative}: figure text {small:.1f} px < {TEXT_FLOOR_PX}: {figure['src']}"
+    unneeded = r"/scripts/fontawesome\.js|/webfonts/|searchindex\.js"
+    if not facts["design_components"]:
+        unneeded += r"|sphinx-design|design-tabs"
+    unused = [r for r in facts["resources"] if re.search(unneeded, r)]
+    assert not unused, f"{relative}: loads what no reader of this page uses (see book/_ext/lean_pages.py): {unused}"
+    assert not facts["failed_fonts"], f"{relative}: fonts that failed to load: {facts['failed_fonts']}"
+    faces = icon_faces()
+    for family, weight, glyphs in {tuple(icon) for icon in facts["icons"]}:
+        face = faces.get((family, weight))
+        assert face is not None, f"{relative}: an icon in {family} {weight}, a face _static/icons/icons.css lacks"
+        for glyph in glyphs:
+            assert ord(glyph) in face, f"{relative}: icon U+{ord(glyph):04X} ({family} {weight}) is not in its font"
     errors = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert not errors, f"{relative}: console errors: {errors}"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -183,3 +222,68 @@ def test_internal_links_resolve():
                 if unquote(parsed.fragment) not in ids_of[target]:
                     broken.append(f"{page.relative_to(HTML)} -> {href} (no such anchor)")
     assert not broken, "broken internal links:\n" + "\n".join(broken)
+
+
+JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f]")
+SEARCH_RESULTS = """
+const done = arguments[arguments.length - 1];
+const started = Date.now();
+(function wait() {
+  const summary = document.querySelector('#search-results .search-summary');
+  const text = summary ? summary.innerText : '';
+  if (/^(Search finished|Your search did not match)/.test(text)) {
+    done({summary: text, links: [...document.querySelectorAll('#search-results ul.search li > a')]
+      .map(a => a.getAttribute('href'))});
+  } else if (Date.now() - started > 30000) { done({summary: 'no result within 30 s: ' + text, links: []});
+  } else { setTimeout(wait, 100); }
+})();
+"""
+
+
+def _article_text(page: Path) -> str:
+    """What a reader reads on a page: its article, without code (Sphinx also indexes code, by other words)."""
+    from bs4 import BeautifulSoup
+
+    article = BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser").find("article")
+    if article is None:
+        return ""
+    for tag in article.find_all(["pre", "script", "style"]):
+        tag.decompose()
+    return article.get_text(" ")
+
+
+@pytest.mark.parametrize("query", ["潜在", "散逸", "autoencoder", "reparameterization"])
+def test_search_finds_the_pages_that_use_a_word(query, server, browser):
+    """Sphinx's search page, run on the built index (searchindex.js) by its own script: Japanese quoted from the
+    article is found by any two characters of it (book/_ext/japanese.py), English words as before (stemmed)."""
+    japanese = bool(JAPANESE.search(query))
+    word = re.compile(re.escape(query) if japanese else rf"\b{re.escape(query)}\b", re.IGNORECASE)
+    using = {p.relative_to(HTML).with_suffix("").as_posix() for p in _pages() if word.search(_article_text(p))}
+    assert using, f"no page uses {query!r}: the test's query is stale"
+    browser.get(urljoin(server, f"search.html?q={query}"))
+    results = browser.execute_async_script(SEARCH_RESULTS)
+    found = {urlparse(link).path.removesuffix(".html") for link in results["links"]}
+    assert found >= using, f"searching {query!r} misses {sorted(using - found)} ({results['summary']})"
+    if japanese:  # every page found holds the characters searched for
+        assert found == using, f"searching {query!r} also finds {sorted(found - using)}"
+
+
+def test_japanese_text_is_marked_as_japanese():
+    """Every run of Japanese in a page's text sits in an element with lang="ja" (book/_ext/japanese.py), inside a
+    page whose own language is English."""
+    from bs4 import BeautifulSoup
+
+    unmarked, marked = [], 0
+    for page in _pages():
+        soup = BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser")
+        if soup.html is not None:  # (the root index.html is a bare redirect)
+            assert soup.html.get("lang") == "en", f"{page.relative_to(HTML)}: <html lang={soup.html.get('lang')!r}>"
+        for text in soup.find_all(string=JAPANESE):
+            if text.find_parent(["pre", "code", "script", "style", "title"]) is not None:
+                continue
+            if text.find_parent(attrs={"lang": "ja"}) is not None:
+                marked += 1
+            else:
+                unmarked.append(f"{page.relative_to(HTML)}: {text.strip()[:60]!r}")
+    assert not unmarked, 'Japanese text not marked lang="ja":\n' + "\n".join(unmarked)
+    assert marked >= 30, f"only {marked} runs of Japanese found: the glossary alone quotes more"

@@ -4,13 +4,15 @@ The browser's decoders (ONNX in onnxruntime-web) must draw what torch draws for 
 slider, drags the 2-D point, switches beta and starts from a test image, reads the canvas and compares it with
 the torch decoder of the same weights (tools/export_explorer.py's `load_models`), to within 1 grey level of 255.
 It prints the median time from a move to its image drawn (goal: 16 ms, one frame), and fails on any console
-error. Opened from file://, the page must say how to serve it. Skipped without Chromium or a built book.
+error. Every slider's label names the dimension it moves, counted from 0 as in the chapters (z_4 moves z[4]).
+Opened from file://, the page must say how to serve it. Skipped without Chromium or a built book.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -142,6 +144,49 @@ def test_slider_moves_draw_the_torch_image(page, models, capsys, explorer_id):
     assert worst <= MAX_GREY_LEVEL_DIFF
     assert len(timings) == NUM_TIMED_MOVES
     assert median < 10 * FRAME_MS, "decoding became far slower than a frame; see the printed timings"
+
+
+SLIDER_LABELS = """
+return [...document.querySelectorAll('[data-explorer="' + arguments[0] + '"] label.ae-slider')].map(label => ({
+  shown: label.querySelector('.ae-dim').textContent.trim(),
+  spoken: label.querySelector('input').getAttribute('aria-label'),
+  slider: label.querySelector('input').dataset.dim,
+  min: Number(label.querySelector('input').min),
+  max: Number(label.querySelector('input').max),
+}));
+"""
+
+
+@pytest.mark.parametrize("explorer_id", ["vae-20d", "beta-vae"])
+def test_slider_labels_name_the_dimension_they_move(page, explorer_id):
+    """Dimensions are counted from 0, as in the chapters: the slider labelled z_j (shown "z" with a subscript j,
+    spoken "dimension j") moves z[j] and nothing else, for every slider of every model."""
+    root = f'[data-explorer="{explorer_id}"]'
+    switch = page.find_elements("css selector", f"{root} .ae-switch button")
+    for index in range(max(1, len(switch))):
+        if switch:
+            draws = _draws(page, explorer_id)
+            page.find_element("css selector", f'{root} .ae-switch button[data-index="{index}"]').click()
+            _wait(page, explorer_id, draws + 1)
+        labels = page.execute_script(SLIDER_LABELS, explorer_id)
+        assert labels, f"{explorer_id}: no sliders"
+        for label in labels:
+            shown = re.fullmatch(r"z(\d+)", label["shown"])
+            spoken = re.fullmatch(r"dimension (\d+) \(z(\d+)\)", label["spoken"] or "")
+            assert shown and spoken, f"{explorer_id}: slider labels {label['shown']!r}, {label['spoken']!r}"
+            j = int(shown.group(1))
+            assert int(spoken.group(1)) == int(spoken.group(2)) == j, label
+            before = _wait(page, explorer_id, 1)["z"]
+            value = label["max"] if before[j] < (label["min"] + label["max"]) / 2 else label["min"]
+            draws = _draws(page, explorer_id)
+            page.execute_script(SET_SLIDER, explorer_id, label["slider"], value)
+            after = _wait(page, explorer_id, draws + 1)["z"]
+            moved = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
+            assert moved == [j], f"{explorer_id}: the slider labelled z{j} moved z{moved} (0-based indices)"
+    if switch:  # leave the first model on, as the page starts (the next tests expect it)
+        draws = _draws(page, explorer_id)
+        page.find_element("css selector", f'{root} .ae-switch button[data-index="0"]').click()
+        _wait(page, explorer_id, draws + 1)
 
 
 def test_dragging_the_2d_point(page, models, capsys):

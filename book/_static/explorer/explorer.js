@@ -4,6 +4,9 @@
  * Each <div class="ae-explorer" data-explorer="ID"> becomes the explorer of that id in models/manifest.json:
  * kind "map" (a point dragged over a 2-D latent plane) or "sliders" (one slider per chosen dimension, with a
  * switch between sibling models, e.g. one per beta). Tests read window.aecourseExplorer (see the end).
+ *
+ * Dimensions are numbered from 0, as in the chapters (chapter 3's table of dimensions, chapter 5's traversal rows,
+ * torch's z[:, j]): the slider labelled z_4 moves z[4]. Only dimName, dimText and drawDimName name a dimension.
  */
 (function () {
   "use strict";
@@ -17,6 +20,28 @@
   let resolveReady, rejectReady;
   const ready = new Promise((resolve, reject) => { resolveReady = resolve; rejectReady = reject; });
   ready.catch(() => {}); // failures are shown on the page; tests read them from `failure`
+
+  /* A latent dimension's name, counted from 0 like the chapters: "z" with the index as a subscript. */
+  function dimName(j) {
+    return el("span", { class: "ae-dim-name" }, [document.createTextNode("z"), el("sub", { text: String(j) })]);
+  }
+
+  /* The same name where no markup can go (labels for assistive technology; the 2-D map's canvas). */
+  function dimText(j) {
+    return "z" + j;
+  }
+
+  /* "z" and its subscript index drawn on a canvas at (x, y), baseline y; returns the x after it. */
+  function drawDimName(context, j, x, y, size) {
+    context.font = size + "px sans-serif";
+    context.fillText("z", x, y);
+    x += context.measureText("z").width;
+    context.font = Math.round(size * 0.75) + "px sans-serif";
+    context.fillText(String(j), x, y + Math.round(size * 0.25));
+    x += context.measureText(String(j)).width;
+    context.font = size + "px sans-serif";
+    return x;
+  }
 
   function el(tag, attrs, children) {
     const node = document.createElement(tag);
@@ -185,7 +210,7 @@
       super(root, spec, manifest);
       this.size = 320;
       this.map = el("canvas", { class: "ae-map", tabindex: "0",
-        "aria-label": "latent point (z1, z2): drag it, or use the arrow keys" });
+        "aria-label": "latent point (" + dimText(0) + ", " + dimText(1) + "): drag it, or use the arrow keys" });
       const ratio = window.devicePixelRatio || 1;
       this.map.width = this.map.height = Math.round(this.size * ratio);
       this.map.style.width = this.map.style.height = this.size + "px";
@@ -199,10 +224,10 @@
       this.request();
     }
 
-    /* Latent coordinates <-> CSS pixels of the map: z1 to the right, z2 upwards. */
-    toPixels(z1, z2) {
+    /* Latent coordinates <-> CSS pixels of the map: z_0 to the right, z_1 upwards. */
+    toPixels(z0, z1) {
       const [[x0, x1], [y0, y1]] = this.model.ranges;
-      return [(z1 - x0) / (x1 - x0) * this.size, (y1 - z2) / (y1 - y0) * this.size];
+      return [(z0 - x0) / (x1 - x0) * this.size, (y1 - z1) / (y1 - y0) * this.size];
     }
 
     toLatent(px, py) {
@@ -226,17 +251,16 @@
       context.moveTo(0, cy); context.lineTo(this.size, cy);
       context.stroke();
       context.globalAlpha = 0.5;
-      for (const [z1, z2, label] of this.model.points || []) {
-        const [x, y] = this.toPixels(z1, z2);
+      for (const [z0, z1, label] of this.model.points || []) {
+        const [x, y] = this.toPixels(z0, z1);
         context.fillStyle = CLASS_COLORS[label % 10];
         context.fillRect(x - 1, y - 1, 2.5, 2.5);
       }
       context.globalAlpha = 1;
       context.fillStyle = "#555555";
-      context.font = "11px sans-serif";
       const [[x0, x1], [y0, y1]] = this.model.ranges;
-      context.fillText("z1: " + x0 + " … " + x1, 4, this.size - 4);
-      context.fillText("z2: " + y0 + " … " + y1, 4, 12);
+      context.fillText(" (→): " + x0 + " … " + x1, drawDimName(context, 0, 4, this.size - 7, 11), this.size - 7);
+      context.fillText(" (↑): " + y0 + " … " + y1, drawDimName(context, 1, 4, 12, 11), 12);
       return canvas;
     }
 
@@ -260,9 +284,9 @@
       context.fill();
     }
 
-    moveTo(z1, z2) {
-      this.z[0] = z1;
-      this.z[1] = z2;
+    moveTo(z0, z1) {
+      this.z[0] = z0;
+      this.z[1] = z1;
       this.syncControls();
       this.request();
     }
@@ -332,7 +356,7 @@
       }
       this.inputs = this.model.sliders.map((slider) => {
         const input = el("input", { type: "range", min: slider.min, max: slider.max, step: "0.01",
-          "data-dim": String(slider.dim), "aria-label": "z" + (slider.dim + 1) });
+          "data-dim": String(slider.dim), "aria-label": "dimension " + slider.dim + " (" + dimText(slider.dim) + ")" });
         const value = el("output", {});
         input.addEventListener("input", () => {
           this.z[slider.dim] = Number(input.value);
@@ -343,13 +367,15 @@
       });
       this.sliders.replaceChildren(...this.inputs.map(({ slider, input, value }) =>
         el("label", { class: "ae-slider" }, [
-          el("span", { class: "ae-dim", text: "z" + (slider.dim + 1) }),
+          el("span", { class: "ae-dim", title: "dimension " + slider.dim + ", counted from 0 as in the chapters" },
+            [dimName(slider.dim)]),
           input, value,
           el("span", { class: "ae-kl", text: "KL " + slider.kl.toFixed(2) }),
         ])));
       const held = this.model.latent_dim - this.model.sliders.length;
       this.note.textContent = this.model.sliders.length + " of " + this.model.latent_dim +
-        " dimensions, largest KL (nats) first" + (held ? "; the other " + held + " stay at the start point." : ".");
+        " dimensions (numbered from 0, as in the chapters), largest KL (nats) first" +
+        (held ? "; the other " + held + " stay at the start point." : ".");
       await session(this.model); // load before the first decode, so a switch shows no half state
       this.startFrom(this.example);
     }
