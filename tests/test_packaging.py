@@ -70,3 +70,19 @@ def test_the_built_package_holds_nothing_but_the_package(built, kind):
     assert not stray, f"the {kind} carries files that are not the package: {stray[:10]}"
     modules = {p for p in built[kind] if p.startswith("aecourse/") and p.endswith(".py")}
     assert modules == set(_tracked("aecourse/*.py")), "the package's modules are not exactly the tracked ones"
+
+
+def test_the_runtime_note_names_the_runtime_the_colab_job_pins():
+    """What the Colab setup cell prints as the runtime CI tests (aecourse.runtime.COLAB_TESTED) is what .ci/colab
+    installs: the Python line and the torch, torchvision and numpy pins of its constraints file, to major.minor."""
+    import re
+
+    from aecourse.runtime import COLAB_TESTED
+
+    text = (ROOT / ".ci" / "colab-constraints.txt").read_text(encoding="utf-8")
+    python = re.search(r"^# Python: (\d+\.\d+)$", text, re.MULTILINE)
+    assert python is not None, "the constraints file has no '# Python: X.Y' line"
+    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)$", text, re.MULTILINE))
+    pinned = {"Python": python[1]}
+    pinned |= {name: ".".join(pins[name].split(".")[:2]) for name in ("torch", "torchvision", "numpy")}
+    assert pinned == COLAB_TESTED, "aecourse.runtime.COLAB_TESTED and .ci/colab-constraints.txt disagree"
