@@ -110,3 +110,14 @@ def test_every_figure_is_numbered_captioned_described_and_cited(notebook):
         assert f"{{numref}}`{figure['name']}`" in prose, f"{where}: {figure['name']} is never cited in the prose"
     names = [c["metadata"]["mystnb"]["figure"]["name"] for c in _figure_cells(notebook)]
     assert len(names) == len(set(names)), f"{notebook.name}: two figures share a name"
+
+
+@pytest.mark.parametrize("notebook", sorted((ROOT / "book").glob("*.ipynb")), ids=lambda p: p.stem)
+def test_stored_outputs_carry_no_warning_or_traceback(notebook):
+    """The stored outputs are what the book shows: a warning or a traceback in them is printed on the page (a
+    cell that demonstrates an error prints its message to stdout, on purpose)."""
+    for cell in json.loads(notebook.read_text())["cells"]:
+        for output in cell.get("outputs", []):
+            noisy = output["output_type"] == "error" or output.get("name") == "stderr"
+            text = "".join(output.get("text", "")) or output.get("evalue", "")
+            assert not noisy, f"{notebook.name}, cell {cell.get('id')}: {output['output_type']} output: {text[:300]}"
