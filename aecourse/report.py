@@ -1,37 +1,64 @@
 """What the book shows of its measurements: small tables, mean ± sd over seeds, comparisons that say "not decided"
-when the seeds disagree, and claims that stop the book when its numbers no longer support a sentence.
-"""
+when the seeds disagree, and claims that stop the book when its numbers no longer support a sentence."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import html
 import math
+import re
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from aecourse.runtime import budget, retrain_mode
 
 
-def _cell(value: Any, spec: str) -> str:
-    if isinstance(value, float):
-        return "–" if math.isnan(value) else format(value, spec)
-    return str(value)
+def _decimals(value: float, spec: str) -> int | None:
+    """The decimals `spec` gives `value` ("g": its significant digits, at most 6); None for other specs (",")."""
+    match = re.fullmatch(r"\.(\d+)([fg]?)", spec)
+    if match is None or match[2] == "f" or not value or not math.isfinite(value):
+        return match and (int(match[1]) if match[2] == "f" else 0)
+    return min(6, max(0, int(match[1]) - 1 - math.floor(math.log10(abs(value)))))
 
 
-@dataclass
+class Spread(str):
+    """'mean ± sd': the sd to two significant digits when it begins with 1 or 2, else one, the mean to the same
+    place; `spec` gives the decimals where there is no spread (one seed, no sd; seeds that agree exactly, '± 0')."""
+
+    def __new__(cls, mean: float, sd: float, spec: str = ".2f", decimals: int | None = None) -> Spread:
+        if decimals is None:  # 10**first: the place of the sd's first significant digit (NaN > 0 is False)
+            first = math.floor(math.log10(sd)) if sd > 0 else 0
+            decimals = max(0, (sd / 10**first < 3) - first) if sd > 0 else _decimals(mean, spec) or 0
+        sd_text = "" if math.isnan(sd) else f" ± {sd:.{decimals}f}" if sd else " ± 0"
+        text = super().__new__(cls, f"{mean:.{decimals}f}{sd_text}")
+        text.mean, text.sd, text.decimals = mean, sd, decimals
+        return text
+
+
+def _column(cells: list[Any], spec: str) -> list[str]:
+    """A column's cells, every number in it (float, or mean ± sd) to the most decimals any of them needs."""
+    needs = [_decimals(v, spec) if isinstance(v, float) else getattr(v, "decimals", None) for v in cells]
+    most = max((n for n in needs if n is not None), default=None)
+    spec = spec if most is None or _decimals(0.0, spec) is None else f".{most}f"
+    cells = [Spread(v.mean, v.sd, decimals=most) if isinstance(v, Spread) else v for v in cells]
+    return [("–" if math.isnan(v) else format(v, spec)) if isinstance(v, float) else str(v) for v in cells]
+
+
+@dataclasses.dataclass
 class Table:
-    """Rows of named cells, shown as an HTML table in a notebook and as aligned text elsewhere."""
+    """Rows (column name -> value) as an HTML table in a notebook, aligned text elsewhere; floats by `formats`."""
 
-    rows: list[dict[str, Any]]
-    formats: dict[str, str]
+    rows: Sequence[Mapping[str, Any]]
+    formats: Mapping[str, str] = dataclasses.field(default_factory=dict)
     default: str = ".3g"
 
     def _cells(self) -> tuple[list[str], list[list[str]]]:
-        columns = list(dict.fromkeys(key for row in self.rows for key in row))
-        cells = [[_cell(row.get(c, ""), self.formats.get(c, self.default)) for c in columns] for row in self.rows]
-        return columns, cells
+        keys = dict.fromkeys(key for row in self.rows for key in row)  # a column with no value (NaN != NaN) is left out
+        columns = [c for c in keys if any(row.get(c) not in ("", None) and row[c] == row[c] for row in self.rows)]
+        by_column = [_column([row.get(c, "") for row in self.rows], self.formats.get(c, self.default)) for c in columns]
+        return columns, [list(cells) for cells in zip(*by_column, strict=True)]
 
     def _repr_html_(self) -> str:
         columns, cells = self._cells()
@@ -41,76 +68,57 @@ class Table:
 
     def __repr__(self) -> str:
         columns, cells = self._cells()
-        widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-        lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True))]
-        lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
-        return "\n".join(lines)
+        widths = [max(map(len, column)) for column in zip(columns, *cells, strict=True)]
+        return "\n".join("  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)) for row in [columns, *cells])
 
 
-def table(
-    rows: Sequence[Mapping[str, Any]], *, formats: Mapping[str, str] | None = None, default: str = ".3g"
-) -> Table:
-    """A table of `rows` (one mapping per row, column name -> value); floats formatted by `formats[column]`."""
-    return Table([dict(row) for row in rows], dict(formats or {}), default)
+table = Table  # table(rows, formats={...}): what the chapters call
 
 
-def glue(name: str, value: Any) -> None:
+def glue(name: str, value: Any, *, markdown: bool = False) -> None:
     """Bind a number (or a word) of a chapter to `name` for its prose ({glue:text}`name`), through myst-nb's glue
     when the book's tools are installed; on Colab, without them, there is no prose to fill and nothing happens."""
-    try:
-        from myst_nb import glue as myst_glue
-    except ImportError:
-        return
-    myst_glue(name, value, display=False)
-
-
-def glue_markdown(name: str, text: str) -> None:
-    """Bind a sentence that holds Markdown (commands in backticks) to `name`, for prose that pastes it with
-    {glue:md}`name`: pasted as plain text, a command's `--` would become a dash and its backticks would show."""
     try:
         from IPython.display import Markdown
         from myst_nb import glue as myst_glue
     except ImportError:
         return
-    myst_glue(name, Markdown(text), display=False)
+    myst_glue(name, Markdown(value) if markdown else value, display=False)
+
+
+# for {glue:md}`name`: a sentence with commands in backticks, whose `--` plain text would turn into a dash
+glue_markdown = functools.partial(glue, markdown=True)
 
 
 def config_table(config: Any) -> Table:
     """A chapter's config dataclass as a two-column table, one field a row (a one-line repr runs off the page)."""
-    import dataclasses
-
     return table([{"field": f.name, "value": repr(getattr(config, f.name))} for f in dataclasses.fields(config)])
 
 
 def training_table(models: Iterable[Any]) -> Table:
     """One row per trained model (aecourse.checkpoints.Trained): its name, seed, epochs, where and how long it
     trained, and its final test loss, as the manifest of its checkpoint records them."""
-    rows = []
-    for entry in models:
-        manifest = entry.manifest
-        row = {"model": manifest["name"].split("/")[-1], "seed": manifest["seed"], "epochs": manifest["epochs"]}
-        row["device"] = manifest.get("device", "")
-        row["training [s]"] = manifest.get("training_seconds", math.nan)
-        row["test loss"] = entry.history.last.get("test_loss", math.nan)
-        rows.append(row)
+    rows = [
+        {"model": e.manifest["name"].split("/")[-1], "seed": e.manifest["seed"], "epochs": e.manifest["epochs"]}
+        | {"device": e.manifest.get("device", ""), "training [s]": e.manifest.get("training_seconds", math.nan)}
+        | {"test loss": e.history.last.get("test_loss", math.nan)}
+        for e in models
+    ]
     return table(rows, formats={"training [s]": ".0f", "test loss": ".4g"})
 
 
 def mean_sd(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation over seeds; the sd is NaN for a single seed (no spread is known)."""
-    values = [float(v) for v in values]
-    if not values:
-        raise ValueError("mean_sd needs at least one value.")
+    values = [float(v) for v in values]  # none: fmean raises statistics.StatisticsError, a ValueError
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else math.nan
 
 
-def pm(values: Sequence[float], spec: str = ".2f") -> str:
-    """'mean ± sd' over seeds, or the single value when there is one seed."""
-    mean, sd = mean_sd(values)
-    return format(mean, spec) if math.isnan(sd) else f"{mean:{spec}} ± {sd:{spec}}"
+def pm(values: Sequence[float], spec: str = ".2f") -> Spread:
+    """'mean ± sd' over seeds, its decimals set by the sd (see Spread); `spec` formats a single seed's value."""
+    return Spread(*mean_sd(values), spec)
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Comparison:
     """a - b over paired seeds: mean ± sd of the differences, and whether the sign is decided."""
 
@@ -120,33 +128,26 @@ class Comparison:
     agree: bool  # every seed's difference has the sign of the mean
 
     @property
-    def decided(self) -> bool:
-        """Two seeds or more, every seed on one side, and mean ± sd not crossing zero."""
+    def decided(self) -> bool:  # two seeds or more, every seed on one side, and mean ± sd not crossing zero
         return self.n >= 2 and self.agree and abs(self.mean) > self.sd
 
     @property
-    def verdict(self) -> str:
-        """'higher' or 'lower' (a against b) when decided, else 'not decided'."""
-        if not self.decided:
-            return "not decided"
-        return "higher" if self.mean > 0 else "lower"
+    def verdict(self) -> str:  # a against b
+        return "not decided" if not self.decided else "higher" if self.mean > 0 else "lower"
 
     def __str__(self) -> str:
-        spread = "" if math.isnan(self.sd) else f" ± {self.sd:.3g}"
-        return f"{self.mean:+.3g}{spread} over {self.n} seed{'s' * (self.n != 1)}: {self.verdict}"
+        sign = "+" * (self.mean > 0)
+        return f"{sign}{Spread(self.mean, self.sd, '.3g')} over {self.n} seed{'s' * (self.n != 1)}: {self.verdict}"
 
 
 def compare(a: Sequence[float], b: Sequence[float]) -> Comparison:
-    """Compare two measurements seed by seed (a[i] and b[i] from the same seed, or b of length 1 for a fixed
-    reference such as PCA or the noisy input)."""
-    if len(b) == 1:
-        b = list(b) * len(a)
+    """Compare two measurements seed by seed (a[i] and b[i] from one seed; b of length 1: a fixed reference)."""
+    b = list(b) * len(a) if len(b) == 1 else b
     if len(a) != len(b) or not a:
         raise ValueError(f"compare needs paired values, one per seed; got {len(a)} and {len(b)}.")
     differences = [float(x) - float(y) for x, y in zip(a, b, strict=True)]
-    mean, sd = mean_sd(differences)
     agree = all(d > 0 for d in differences) or all(d < 0 for d in differences)
-    return Comparison(mean, sd, len(differences), agree)
+    return Comparison(*mean_sd(differences), len(differences), agree)
 
 
 class ClaimError(AssertionError):
@@ -155,8 +156,8 @@ class ClaimError(AssertionError):
 
 def claim(holds: bool, sentence: str) -> None:
     """Guard a sentence of the book: at the full budget, whose numbers the book prints, a claim that does not hold
-    stops the notebook; at the short and smoke budgets it is only reported, since few epochs decide little, and so
-    it is while `make checkpoints` trains (its second pass, on the load path, checks every claim)."""
+    stops the notebook; it is only reported at the short and smoke budgets, where few epochs decide little, and
+    while `make checkpoints` trains (its second pass, on the load path, checks every claim)."""
     if holds:
         return
     if budget() == "full" and retrain_mode() != "missing":

@@ -4,6 +4,7 @@ chapter 4 verdicts computed from measurements."""
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -23,9 +24,55 @@ def test_mean_sd_and_pm():
     assert mean_sd([1.0, 2.0, 3.0]) == (2.0, 1.0)
     mean, sd = mean_sd([5.0])
     assert mean == 5.0 and math.isnan(sd)
-    assert pm([1.0, 2.0, 3.0]) == "2.00 ± 1.00" and pm([5.0], ".1f") == "5.0"
+    assert pm([1.0, 2.0, 3.0]) == "2.0 ± 1.0" and pm([5.0], ".1f") == "5.0"
     with pytest.raises(ValueError):
         mean_sd([])
+
+
+@pytest.mark.parametrize(
+    ("values", "spec", "shown"),
+    [
+        ([0.0150, 0.01502, 0.01498], ".4f", "0.015000 ± 0.000020"),  # was "0.0150 ± 0.0000"
+        ([20.4, 20.5, 20.6], ".2f", "20.50 ± 0.10"),  # sd begins with 1: two significant digits
+        ([20.0, 20.5, 21.0], ".2f", "20.5 ± 0.5"),  # else one
+        ([0.40, 0.42, 0.45], ".3g", "0.423 ± 0.025"),  # was "0.423 ± 0.0252"
+        ([300.0, 500.0, 740.0], ".1f", "513 ± 220"),  # no decimals for a spread in the hundreds
+        ([10.0, 10.0, 10.0], ".1f", "10.0 ± 0"),  # seeds that agree exactly: spec's decimals, and "± 0"
+        ([0.00789], ".3f", "0.008"),  # one seed: spec
+        ([0.00789], ".3g", "0.00789"),
+    ],
+)
+def test_pm_shows_the_digits_the_spread_supports(values, spec, shown):
+    assert pm(values, spec) == shown and f"{pm(values, spec)}" == shown
+    assert not re.search(r"± 0\.0+\b", pm(values, spec))
+
+
+def test_a_comparison_shows_the_digits_its_spread_supports():
+    assert str(compare([20.4, 20.5, 20.6], [15.9])) == "+4.60 ± 0.10 over 3 seeds: higher"
+    assert str(compare([1.0], [0.5])) == "+0.500 over 1 seed: not decided"
+
+
+def test_a_table_column_shares_one_number_of_decimals():
+    rows = [
+        {"model": "a", "test loss": 0.007894, "PSNR": pm([20.4, 20.5, 20.6]), "count": 3},
+        {"model": "b", "test loss": 0.008, "PSNR": pm([15.0, 15.5, 16.0]), "count": 4},
+        {"model": "c", "test loss": 45.0, "PSNR": 15.93, "count": 5},
+    ]
+    lines = repr(table(rows, formats={"test loss": ".4g", "PSNR": ".2f"})).splitlines()
+    assert [line.split()[1] for line in lines[1:]] == ["0.007894", "0.008000", "45.000000"]
+    assert [" ".join(line.split()[2:-1]) for line in lines[1:]] == ["20.50 ± 0.10", "15.50 ± 0.50", "15.93"]
+    assert [line.split()[-1] for line in lines[1:]] == ["3", "4", "5"]  # integers stay integers
+    fixed = repr(table([{"x": 1.5}, {"x": 12.25}], formats={"x": ".1f"})).splitlines()
+    assert [line.strip() for line in fixed[1:]] == ["1.5", "12.2"]
+    grouped = repr(table([{"n": 1234567.0}], formats={"n": ","})).splitlines()
+    assert grouped[1].strip() == "1,234,567.0"  # a spec without decimals is left as it is
+
+
+def test_a_table_leaves_out_a_column_with_no_value():
+    t = table([{"model": "a", "test loss": math.nan, "note": ""}, {"model": "b", "test loss": math.nan}])
+    assert repr(t).splitlines()[0].split() == ["model"] and "test loss" not in t._repr_html_()
+    kept = table([{"model": "a", "loss": math.nan}, {"model": "b", "loss": 1.0}], formats={"loss": ".2f"})
+    assert repr(kept).splitlines()[1].split() == ["a", "–"]
 
 
 @pytest.mark.parametrize(
