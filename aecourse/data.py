@@ -19,31 +19,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aecourse.checks import (
-    CourseError,
-    check_device,
-    check_images,
-    check_int,
-    check_nonnegative,
-    check_probability,
-)
+from aecourse.checks import CourseError, check_device, check_images, check_int, check_nonnegative, check_probability
 from aecourse.runtime import on_colab
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 DATA_ENV = "AECOURSE_DATA"
 CACHE_ENV = "AECOURSE_CACHE"
 
-CLASS_NAMES: tuple[str, ...] = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
+CLASS_NAMES: tuple[str, ...] = tuple(
+    "T-shirt/top|Trouser|Pullover|Dress|Coat|Sandal|Shirt|Sneaker|Bag|Ankle boot".split("|")
 )
 
 IMAGE_SHAPE = (1, 28, 28)

@@ -81,12 +81,32 @@ def test_a_table_leaves_out_a_column_with_no_value():
         ([2.0, 2.1, 1.9], [1.0, 1.1, 1.0], "higher"),  # every seed higher, well outside the spread
         ([1.0, 1.1, 1.0], [2.0], "lower"),  # against a fixed reference
         ([2.0, 2.0, 0.9], [1.0, 1.0, 1.0], "not decided"),  # one seed disagrees
-        ([1.5, 1.0, 1.02], [1.0, 1.01, 1.0], "not decided"),  # all higher, but mean ± sd crosses zero
+        ([1.5, 1.0, 1.02], [1.0, 1.01, 1.0], "not decided"),  # one seed lower
+        ([1.1, 1.5, 1.9], [1.0], "not decided"),  # all higher, but the t-test does not reject (t = 2.2 < 4.3)
+        ([1.5, 1.5, 1.5], [1.0], "higher"),  # identical seeds: no spread, the difference is exact
         ([2.0], [1.0], "not decided"),  # one seed decides nothing
     ],
 )
 def test_compare_decides_only_outside_the_seed_noise(a, b, verdict):
     assert compare(a, b).verdict == verdict
+
+
+@pytest.mark.parametrize("n", [3, 5])
+def test_the_verdict_rule_decides_at_most_5_percent_of_no_effect_comparisons(n):
+    """The book's rule on synthetic seeds with no effect (normal noise, and heavy-tailed), then with a large one.
+    The rule's rate is 5% by construction; the bound allows three standard errors of the simulation."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    draws = 40_000
+    bound = 0.05 + 3 * math.sqrt(0.05 * 0.95 / draws)  # 0.053
+    for noise in (rng.standard_normal, lambda size: rng.standard_t(3, size)):
+        verdicts = [compare(list(d), [0.0]).verdict for d in noise((draws, n))]
+        decided = 1 - verdicts.count("not decided") / draws
+        assert decided <= bound, f"no effect, {n} seeds: {decided:.2%} decided"
+        assert verdicts.count("higher") / draws <= bound / 2, "one direction alone must stay near 2.5%"
+    effect = rng.standard_normal((1000, n)) + 4.0  # four standard deviations of seed noise
+    assert np.mean([compare(list(d), [0.0]).decided for d in effect]) > 0.8
 
 
 def test_compare_refuses_unpaired_values():
