@@ -121,3 +121,28 @@ def test_stored_outputs_carry_no_warning_or_traceback(notebook):
             noisy = output["output_type"] == "error" or output.get("name") == "stderr"
             text = "".join(output.get("text", "")) or output.get("evalue", "")
             assert not noisy, f"{notebook.name}, cell {cell.get('id')}: {output['output_type']} output: {text[:300]}"
+
+
+def test_package_imports_only_run_downward():
+    """The package's modules form layers: no module imports (at its top or inside a function) one that imports it
+    back, directly or through others, so each can be read knowing only what is below it."""
+    import ast
+    from graphlib import CycleError, TopologicalSorter
+
+    package = ROOT / "aecourse"
+    graph = {}
+    for path in package.glob("*.py"):
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("aecourse."):
+                imported.add(node.module.split(".")[1])
+            elif isinstance(node, ast.ImportFrom) and node.module == "aecourse":
+                imported |= {alias.name for alias in node.names if (package / f"{alias.name}.py").exists()}
+            elif isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[1] for a in node.names if a.name.startswith("aecourse.")}
+        graph[path.stem] = imported - {path.stem}
+    try:
+        order = list(TopologicalSorter(graph).static_order())
+    except CycleError as exc:
+        pytest.fail(f"aecourse modules import each other in a cycle: {exc.args[1]}")
+    assert set(order) >= set(graph) and graph["checks"] == set(), "checks.py is the bottom layer: it imports no module"

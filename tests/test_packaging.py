@@ -27,7 +27,13 @@ def _tracked(*paths: str) -> list[str]:
 def built(tmp_path_factory) -> dict[str, list[str]]:
     """Build a wheel and an sdist, with setuptools' own PEP 517 hooks, from a copy of the tracked files (what a
     clean clone holds): the files of each, as paths inside the package's tree."""
-    pytest.importorskip("setuptools")
+    import re
+
+    import tomllib
+
+    requires = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["build-system"]["requires"]
+    lowest = next(re.fullmatch(r"setuptools>=([\d.]+)", r)[1] for r in requires if r.startswith("setuptools"))
+    pytest.importorskip("setuptools", minversion=lowest, reason=f"pyproject.toml builds with setuptools>={lowest}")
     source = tmp_path_factory.mktemp("checkout")
     for name in _tracked():
         (source / name).parent.mkdir(parents=True, exist_ok=True)

@@ -52,7 +52,7 @@ def test_a_comparison_shows_the_digits_its_spread_supports():
     assert str(compare([1.0], [0.5])) == "+0.500 over 1 seed: not decided"
 
 
-def test_a_table_column_shares_one_number_of_decimals():
+def test_a_table_column_shares_one_number_of_decimals_and_a_spread_keeps_its_own():
     rows = [
         {"model": "a", "test loss": 0.007894, "PSNR": pm([20.4, 20.5, 20.6]), "count": 3},
         {"model": "b", "test loss": 0.008, "PSNR": pm([15.0, 15.5, 16.0]), "count": 4},
@@ -60,7 +60,9 @@ def test_a_table_column_shares_one_number_of_decimals():
     ]
     lines = repr(table(rows, formats={"test loss": ".4g", "PSNR": ".2f"})).splitlines()
     assert [line.split()[1] for line in lines[1:]] == ["0.007894", "0.008000", "45.000000"]
-    assert [" ".join(line.split()[2:-1]) for line in lines[1:]] == ["20.50 ± 0.10", "15.50 ± 0.50", "15.93"]
+    assert [" ".join(line.split()[2:-1]) for line in lines[1:]] == ["20.50 ± 0.10", "15.5 ± 0.5", "15.93"]
+    spreads = repr(table([{"FD": pm([320.0, 335.0, 350.0])}, {"FD": pm([66.6, 68.6, 70.6])}])).splitlines()
+    assert [line.strip() for line in spreads[1:]] == ["335 ± 15", "68.6 ± 2.0"]
     assert [line.split()[-1] for line in lines[1:]] == ["3", "4", "5"]  # integers stay integers
     fixed = repr(table([{"x": 1.5}, {"x": 12.25}], formats={"x": ".1f"})).splitlines()
     assert [line.strip() for line in fixed[1:]] == ["1.5", "12.2"]
