@@ -149,9 +149,10 @@ class Comparison:
     def verdict(self) -> str:  # a against b
         return "not decided" if not self.decided else "higher" if self.mean > 0 else "lower"
 
-    def __str__(self) -> str:
-        sign = "+" * (self.mean > 0)
-        return f"{sign}{Spread(self.mean, self.sd, '.3g')} over {self.n} seed{'s' * (self.n != 1)}: {self.verdict}"
+    def __str__(self) -> str:  # the sd to two significant digits: enough to redo the t-test from the text
+        places = max(0, 1 - math.floor(math.log10(self.sd))) if self.sd > 0 else None
+        text = Spread(self.mean, self.sd, ".3g", places)
+        return f"{'+' * (self.mean > 0)}{text} over {self.n} seed{'s' * (self.n != 1)}: {self.verdict}"
 
 
 def compare(a: Sequence[float], b: Sequence[float]) -> Comparison:
