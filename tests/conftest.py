@@ -59,3 +59,16 @@ def browser():
     driver.set_script_timeout(120)
     yield driver
     driver.quit()
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """Data looked for in a private tmp_path/"debian" folder (which a test fills or leaves absent), no
+    $AECOURSE_DATA, a private cache: tests/test_advice.py and tests/test_probes.py decide where the data is.
+    (tests/test_data.py has its own, with no Debian folder at all.)"""
+    from aecourse import data
+
+    monkeypatch.setattr(data, "DEBIAN_DIR", tmp_path / "debian")
+    monkeypatch.delenv("AECOURSE_DATA", raising=False)
+    monkeypatch.setenv("AECOURSE_CACHE", str(tmp_path / "cache"))
+    return tmp_path

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from aecourse import checkpoints as ck
-from aecourse import data, inference
+from aecourse import inference
 from aecourse.checkpoints import CheckpointError
 from aecourse.data import DataError, IdxSpec, load_fashion_mnist
 from aecourse.losses import reconstruction_loss
@@ -280,14 +280,6 @@ def _write(folder: Path) -> IdxSpec:
         (folder / f"{name}.gz").write_bytes(gzip.compress(payload))
     sums = {name: hashlib.sha256(payload).hexdigest() for name, payload in contents.items()}
     return IdxSpec(sha256=sums, num_train=20, num_test=10, train_per_class=2)
-
-
-@pytest.fixture
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "DEBIAN_DIR", tmp_path / "debian")
-    monkeypatch.delenv("AECOURSE_DATA", raising=False)
-    monkeypatch.setenv("AECOURSE_CACHE", str(tmp_path / "cache"))
-    return tmp_path
 
 
 def test_an_unusable_download_folder_is_fixed_by_the_variable_the_message_names(isolated, monkeypatch):

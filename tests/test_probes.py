@@ -573,14 +573,6 @@ def _write_idx(folder: Path, *, gz: bool = True) -> IdxSpec:
     return IdxSpec(sha256=sums, num_train=20, num_test=10, train_per_class=2)
 
 
-@pytest.fixture
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "DEBIAN_DIR", tmp_path / "debian")
-    monkeypatch.delenv("AECOURSE_DATA", raising=False)
-    monkeypatch.setenv("AECOURSE_CACHE", str(tmp_path / "cache"))
-    return tmp_path
-
-
 def _processed_pt(cache: Path) -> None:
     processed = cache / "FashionMNIST" / "processed"
     processed.mkdir(parents=True, exist_ok=True)
