@@ -155,6 +155,14 @@ class Comparison:
         return f"{'+' * (self.mean > 0)}{text} over {self.n} seed{'s' * (self.n != 1)}: {self.verdict}"
 
 
+def says(comparison: Comparison, subject: str, other: str, *, higher: str = "higher", lower: str = "lower") -> str:
+    """A verdict as a whole sentence for the prose, glued (never typed): the comparison picks the words."""
+    spread = str(comparison).rsplit(":", 1)[0]
+    if not comparison.decided:
+        return f"{subject} and {other} are not told apart ({spread}, not decided)."
+    return f"{subject} is {higher if comparison.mean > 0 else lower} than {other} ({spread}, decided)."
+
+
 def compare(a: Sequence[float], b: Sequence[float]) -> Comparison:
     """Compare two measurements seed by seed (a[i] and b[i] from one seed; b of length 1: a fixed reference)."""
     b = list(b) * len(a) if len(b) == 1 else b

@@ -147,3 +147,14 @@ def test_conv_dae_shapes_range_and_one_step_of_learning() -> None:
     assert losses[-1] < 0.5 * losses[0]
     with pytest.raises(ValueError, match="NaN"):
         model(torch.full((2, 784), float("nan")))
+
+
+@pytest.mark.parametrize(("kind", "level"), [("gaussian", 0.2), ("masking", 0.3)])
+def test_add_noise_with_a_seed_is_the_draw_of_a_generator_with_that_seed(kind: str, level: float) -> None:
+    # chapter 2 scores the noisy input and PCA on each seed's draw (a generator seeded s + 1) and shows seed 0's
+    # draw, made by add_noise(..., seed=1), in its figures: the two must be the same images (on the CPU)
+    x = torch.rand(8, 1, 28, 28)
+    corrupt = add_gaussian_noise if kind == "gaussian" else add_masking_noise
+    for seed in (1, 2, 3):
+        drawn = corrupt(x, level, generator=torch.Generator().manual_seed(seed))
+        assert torch.equal(add_noise(x, kind, level, seed=seed), drawn)
