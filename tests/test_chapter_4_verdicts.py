@@ -64,7 +64,7 @@ def test_vae_gan_verdicts_follow_the_measurements(cell):
         "GAN closer to the data than the VAE: holds; GAN as close as real images: does not hold; "
         "GAN's edge energy at the real images': does not hold (noise); VAE blurrier than real images: holds"
     )
-    assert _verdict(t, "Training stability") == "holds"  # no run broke down; the GAN's quality swings more
+    assert _verdict(t, "Training stability").startswith("holds (")  # no run broke down; the GAN's quality swings more
     assert _verdict(t, "Vanishing gradients").startswith("against the minimax loss: holds")
     assert _verdict(t, "Latent smoothness") == ("holds; the AE's paths against the VAE's: rougher (decided)")
     assert _verdict(t, "Loss meaning") == "holds"
