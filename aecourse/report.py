@@ -25,7 +25,8 @@ def _decimals(value: float, spec: str) -> int | None:
 
 class Spread(str):
     """'mean ± sd': the sd to two significant digits when it begins with 1 or 2, else one, the mean to the same
-    place; `spec` gives the decimals where there is no spread (one seed, no sd; seeds that agree exactly, '± 0')."""
+    place; `spec` gives the decimals where there is no spread (one seed, no sd; seeds that agree exactly, '± 0',
+    exact, never rounded)."""
 
     def __new__(cls, mean: float, sd: float, spec: str = ".2f", decimals: int | None = None) -> Spread:
         if decimals is None:  # 10**first: the place of the sd's first significant digit (NaN > 0 is False)
@@ -155,12 +156,24 @@ class Comparison:
         return f"{'+' * (self.mean > 0)}{text} over {self.n} seed{'s' * (self.n != 1)}: {self.verdict}"
 
 
-def says(comparison: Comparison, subject: str, other: str, *, higher: str = "higher", lower: str = "lower") -> str:
-    """A verdict as a whole sentence for the prose, glued (never typed): the comparison picks the words."""
-    spread = str(comparison).rsplit(":", 1)[0]
+def says(
+    comparison: Comparison,
+    subject: str,
+    other: str,
+    *,
+    higher: str = "higher",
+    lower: str = "lower",
+    unit: str = "seed",
+) -> str:
+    """A verdict as a whole sentence for the prose, glued (never typed): the comparison picks the words. `unit` names
+    what the pairs are, where they are not seeds (the interleaved rounds of a benchmark)."""
+    spread = str(comparison).rsplit(":", 1)[0].replace(" seed", f" {unit}")
+    side = higher if comparison.mean > 0 else lower
+    if not comparison.decided and comparison.agree and comparison.n > 1:  # a reader sees the signs: say so
+        return f"{subject} and {other} are not told apart ({spread}, {side} on every {unit} but not decided)."
     if not comparison.decided:
         return f"{subject} and {other} are not told apart ({spread}, not decided)."
-    return f"{subject} is {higher if comparison.mean > 0 else lower} than {other} ({spread}, decided)."
+    return f"{subject} is {side} than {other} ({spread}, decided)."
 
 
 def compare(a: Sequence[float], b: Sequence[float]) -> Comparison:

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from aecourse.report import ClaimError, claim, compare, mean_sd, pm, table
+from aecourse.report import ClaimError, claim, compare, mean_sd, pm, says, table
 from aecourse.runtime import BUDGET_ENV
 
 
@@ -109,6 +109,29 @@ def test_the_verdict_rule_decides_at_most_5_percent_of_no_effect_comparisons(n):
         assert verdicts.count("higher") / draws <= bound / 2, "one direction alone must stay near 2.5%"
     effect = rng.standard_normal((1000, n)) + 4.0  # four standard deviations of seed noise
     assert np.mean([compare(list(d), [0.0]).decided for d in effect]) > 0.8
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "sentence"),
+    [
+        ([2.0, 2.1, 1.9], [1.0, 1.1, 1.0], "A is higher than B (+0.967 ± 0.058 over 3 seeds, decided)."),
+        (
+            [1.1, 1.5, 1.9],
+            [1.0],
+            "A and B are not told apart (+0.50 ± 0.40 over 3 seeds, higher on every seed but not decided).",
+        ),
+        ([2.0, 2.0, 0.9], [1.0], "A and B are not told apart (+0.63 ± 0.64 over 3 seeds, not decided)."),
+        ([2.0], [1.0], "A and B are not told apart (+1.00 over 1 seed, not decided)."),
+    ],
+)
+def test_says_writes_the_verdict_as_a_sentence_and_names_signs_that_agree(a, b, sentence):
+    """A not-decided comparison whose seeds all point one way says so, so that the reader is not left to wonder."""
+    assert says(compare(a, b), "A", "B") == sentence
+
+
+def test_says_names_rounds_where_the_pairs_are_rounds():
+    sentence = says(compare([1.1, 1.5, 1.9], [1.0]), "A", "B", higher="longer", unit="round")
+    assert sentence == "A and B are not told apart (+0.50 ± 0.40 over 3 rounds, longer on every round but not decided)."
 
 
 def test_compare_refuses_unpaired_values():

@@ -23,7 +23,8 @@ BOOK = Path(__file__).resolve().parent.parent / "book"
 PAGES = sorted([*BOOK.glob("*.ipynb"), *BOOK.glob("*.md")])
 COMPARISON = re.compile(
     r"\b(higher|lower|better|worse|more|less|fewer|faster|slower|larger|smaller|sharper|blurrier|smoother|"
-    r"than|beats?|outperforms?|exceeds?|below|above|best|worst|improves?|degrades?|rises?|falls?)\b",
+    r"than|beats?|outperforms?|exceeds?|below|above|best|worst|improves?|degrades?|rises?|falls?|"
+    r"nearer|closer|further|farther|least|highest|lowest|largest|smallest|fastest|slowest)\b",
     re.IGNORECASE,
 )
 NOT_COMPARING = re.compile(  # phrases that use a comparison word without comparing anything measured
@@ -31,6 +32,7 @@ NOT_COMPARING = re.compile(  # phrases that use a comparison word without compar
     r"(the|a|this|these|that)\s+\w+\s+(below|above))\b",
     re.I,
 )
+ADMONITION = re.compile(r"^(`{3,})\{(note|important|warning|tip|hint|caution|attention|admonition|seealso)\}")
 ENTRY = re.compile(r"^%\s*(checks|asserts|not measured):\s*(.+?)\s*$")
 VERDICT_GLUE = re.compile(r"\{glue(?::md|:text)?\}`says_[^`]*`")
 ROLE = re.compile(r"\{(\w+)(?::\w+)?\}`([^`]*)`")
@@ -68,10 +70,10 @@ def _readable(text: str) -> str:
 
 
 def blocks(source: str) -> list[tuple[str, list[tuple[str, str]]]]:
-    """Prose blocks of a markdown cell with the entries that follow them; code, math, tables, headings, figures
-    and admonition fences are left out (their words are not sentences of the prose)."""
+    """Prose blocks of a markdown cell with the entries that follow them; code, math, tables, headings, figures and
+    exercise statements are left out (their words are not claims of the prose); an admonition's body is prose."""
     found: list[tuple[str, list[tuple[str, str]]]] = []
-    lines, entries, fence = [], [], None
+    lines, entries, fence, open_note = [], [], None, None
 
     def close() -> None:
         if lines or entries:
@@ -85,6 +87,16 @@ def blocks(source: str) -> list[tuple[str, list[tuple[str, str]]]]:
             if stripped.startswith(fence):
                 fence = None
             continue
+        if open_note and stripped == open_note:  # the end of an admonition: its body was prose
+            close()
+            open_note = None
+            continue
+        if ADMONITION.match(stripped):
+            close()
+            open_note = re.match(r"`+", stripped).group()
+            continue
+        if open_note and stripped.startswith(":") and not stripped.startswith(":::"):
+            continue  # an option of the admonition (:class:, :label:)
         if stripped.startswith(("```", "$$")):
             close()
             fence = stripped[:3] if stripped.startswith("```") else "$$"
@@ -145,3 +157,8 @@ def test_the_rule_sees_what_it_should():
         ("B is worse.", []),
     ]
     assert blocks("```python\nx = a > b  # larger\n```") == []
+    # an admonition's body is prose (its options are not); an exercise's statement is a question, left out
+    note = "```{note}\n:class: dropdown\nThe GAN is nearer to the data.\n% checks: y\n```\nAfter."
+    assert blocks(note) == [("The GAN is nearer to the data.", [("checks", "y")]), ("After.", [])]
+    assert blocks("```{exercise} Q\nIs the VAE closer?\n```") == []
+    assert len(comparing("The largest error is at d = 2. The code is short.")) == 1
