@@ -107,6 +107,15 @@ def training_table(models: Iterable[Any]) -> Table:
     return table(rows, formats={"training [s]": ".0f", "test loss": ".4g"})
 
 
+def round_outward(value: float, places: int, *, up: bool) -> float:
+    """value to `places` decimals, rounded away from the bound a sentence states (up for "at most", down for "at
+    least"), so that the printed figure stays true; NaN passes through (a smoke run may measure nothing)."""
+    if not math.isfinite(value):
+        return value
+    scale = 10**places
+    return (math.ceil if up else math.floor)(value * scale) / scale
+
+
 def mean_sd(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation over seeds; the sd is NaN for a single seed (no spread is known)."""
     values = [float(v) for v in values]  # none: fmean raises statistics.StatisticsError, a ValueError

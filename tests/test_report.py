@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from aecourse.report import ClaimError, claim, compare, mean_sd, pm, says, table
+from aecourse.report import ClaimError, claim, compare, mean_sd, pm, round_outward, says, table
 from aecourse.runtime import BUDGET_ENV
 
 
@@ -148,3 +148,9 @@ def test_claim_stops_the_full_budget_and_only_reports_otherwise(monkeypatch, cap
     monkeypatch.setenv(BUDGET_ENV, "smoke")
     claim(False, "the AE beats PCA")
     assert "does not support 'the AE beats PCA'" in capsys.readouterr().out
+
+
+def test_round_outward_keeps_a_bound_true():
+    assert round_outward(10.91, 0, up=False) == 10 and round_outward(0.9576, 2, up=False) == 0.95
+    assert round_outward(1.0144, 2, up=True) == 1.02 and round_outward(0.00195, 4, up=True) == 0.002
+    assert math.isnan(round_outward(float("nan"), 2, up=True))
