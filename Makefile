@@ -12,7 +12,7 @@ MATHJAX ?= local
 MATHJAX_VERSION := 3.2.2
 MATHJAX_DIR := .cache/mathjax-$(MATHJAX_VERSION)/es5
 
-.PHONY: book test unit lint execute checkpoints bench clean
+.PHONY: book test unit lint execute checkpoints bench clean visible
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,15 @@ test: $(STAMP)
 	$(MAKE) --no-print-directory book
 	AECOURSE_DEVICE=cpu $(BIN)/python -m pytest --nbval --nbval-current-env tests book $(SKIP_BROWSER)
 	AECOURSE_BUDGET=smoke AECOURSE_RETRAIN=1 $(BIN)/python -m pytest --nbval-lax --nbval-current-env book
+	$(MAKE) --no-print-directory visible
+
+# The code a reader sees, alone (tools/visible_code.py): each chapter's visible cells in a fresh kernel, on the load
+# path and on the smoke training path. A visible cell that leans on a hidden one fails here.
+VISIBLE := .cache/visible
+visible: $(STAMP)
+	$(BIN)/python tools/visible_code.py $(NOTEBOOKS) --out $(VISIBLE)
+	AECOURSE_DEVICE=cpu $(BIN)/python -m pytest --nbval-lax --nbval-current-env $(VISIBLE)
+	AECOURSE_BUDGET=smoke AECOURSE_RETRAIN=1 $(BIN)/python -m pytest --nbval-lax --nbval-current-env $(VISIBLE)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests

@@ -1,6 +1,6 @@
 """The book's trained models as files: float16 safetensors weights (nothing runs on load) beside a JSON manifest of
 the run (config, seed, device, versions, seconds, the weights' SHA-256, test metrics, per-epoch history), so every
-curve the book draws comes from the stored run. `trained(...)` loads the checkpoint that matches the chapter's
+curve the book draws comes from the stored run. `load_or_train(...)` loads the checkpoint that matches the chapter's
 config at the full budget and trains otherwise (`AECOURSE_RETRAIN`: 1 always, missing to train and store the rest,
 model by model). A checkpoint is what it says: its manifest names the model and seed asked for, is complete, and
 matches its SHA-256 line in `weights-checksums/<folder>.sha256`; names are `<folder>/<model>` and nothing else.
@@ -61,19 +61,19 @@ class Trained(NamedTuple):
     manifest: dict[str, Any]
 
 
-def measurement(default: Any) -> Any:
-    """A config field that changes how a chapter measures, or which of its models it trains and compares (the
-    seeds, the sizes of a sweep), but not how any one model trains: checkpoints ignore it. Each checkpoint records
-    its own seed, and its name says which member of a sweep it is."""
-    return dataclasses.field(default=default, metadata={"training": False})
-
-
 def training_config(config: Any) -> dict[str, Any]:
-    """The fields of a chapter's config dataclass that its models' training depends on, as plain JSON values."""
-    if not dataclasses.is_dataclass(config):
-        raise TypeError(f"config must be a chapter's config dataclass; got {type(config).__name__}.")
-    fields = [f for f in dataclasses.fields(config) if f.metadata.get("training", True)]
-    return json.loads(json.dumps({f.name: getattr(config, f.name) for f in fields}, default=str))
+    """The fields of a chapter's config dataclass that its models' training depends on, as plain JSON values: every
+    field but those its class lists in `compared` (which models the chapter trains and compares: the seeds, the sizes
+    of a sweep). Each checkpoint records its own seed, and its name says which member of a sweep it is."""
+    if not dataclasses.is_dataclass(config) or isinstance(config, type):
+        raise TypeError(f"config must be a chapter's config dataclass instance; got {type(config).__name__}.")
+    names = [f.name for f in dataclasses.fields(config)]
+    compared = tuple(getattr(type(config), "compared", ()))
+    unknown = sorted(set(compared) - set(names))
+    if unknown:
+        raise TypeError(f"{type(config).__name__}.compared names {unknown}, which are not fields of the config.")
+    kept = {name: getattr(config, name) for name in names if name not in compared}
+    return json.loads(json.dumps(kept, default=str))
 
 
 def check_name(name: str) -> str:
@@ -415,33 +415,35 @@ def load(
     return manifest
 
 
-def trained(
+def load_or_train(
+    model: nn.Module,
     name: str,
     config: Any,
     *,
     seed: int,
-    build: Callable[[], nn.Module],
-    train: Callable[[nn.Module], History],
-    stored: Callable[[nn.Module], nn.Module] = lambda model: model,
+    train: Callable[..., History],
+    keep: Callable[[nn.Module], nn.Module] | None = None,
+    **options: Any,
 ) -> Trained:
-    """The model `name` for one seed: `build()` makes the network (on its device), `train(model)` trains it and
-    returns its History. Which happens depends on the budget (see the module's docstring); either way the seed is
-    set before `build`, the caller's random streams are left untouched, and the weights the model ends with are the
-    float16-rounded ones that a checkpoint holds, so loading and retraining give the same numbers.
-
-    `stored(model)` is the part that is kept: a GAN keeps its generator, which is all that is needed to sample.
-    """
+    """The model `name` ("01_autoencoder/ae_mse_d64") for one seed, as the budget says (see the module's docstring):
+    at the full budget the stored weights, loaded into `model` after every check; otherwise `train(model, seed,
+    **options)` trains it, seeded, and returns its History. `model` comes freshly built with the seed's initial
+    weights (`with seeded(seed): model = ...`), so that a retrained model starts where the stored one started; it
+    ends with the float16-rounded weights a checkpoint holds, so loading and retraining give the same numbers.
+    `keep(model)` is the part that is stored (a GAN keeps its generator, all that is needed to sample)."""
     wanted = training_config(config)
     check_name(name)
     check_int("seed", seed, minimum=0)
-    with seeded(seed):
-        model = build()
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"load_or_train: model must be the freshly built nn.Module; got {type(model).__name__}.")
+    keep = keep or (lambda module: module)
     device = str(next(model.parameters()).device)
     update = retrain_mode() == "missing"
     at_full = budget() == "full"
     if at_full and retrain_mode() != "all":
+        initial = {key: tensor.clone() for key, tensor in model.state_dict().items()}
         try:
-            manifest = load(stored(model), name, seed, expect=wanted, complete=True)
+            manifest = load(keep(model), name, seed, expect=wanted, complete=True)
             return Trained(model, History([dict(row) for row in manifest["history"]]), manifest)
         except CheckpointError:
             if not update:
@@ -449,13 +451,12 @@ def trained(
             # The failed load may already have copied stored tensors into the model (a stale manifest is found
             # out after loading; load_state_dict copies what fits before it complains): start again from the
             # seed's initial weights, or the retrained model would silently continue the stale one.
-            with seeded(seed):
-                model = build()
+            model.load_state_dict(initial)
     with seeded(seed):
         start = time.perf_counter()
-        history = train(model)
+        history = train(model, seed, **options)
         wall = time.perf_counter() - start
-    part = stored(model)
+    part = keep(model)
     _load_into(part, _rounded(part.state_dict()), name)  # what a checkpoint would hold
     if at_full and update:
         manifest = save(part, name, seed, config=wanted, history=history, device=device)
@@ -473,11 +474,9 @@ def trained(
     return Trained(model, history, manifest)
 
 
-def reused(name: str, *, seed: int, build: Callable[[], nn.Module], expect: Mapping[str, Any]) -> Trained:
-    """A model that another chapter trained and stored, loaded here to be compared again (ch. 2 reuses chapter 1's
-    autoencoder, ch. 4 chapter 3's VAE). Its manifest must record the settings in `expect`, so both chapters are
-    known to mean the same model; a mismatch or a missing checkpoint names the command that trains it."""
-    with seeded(seed):
-        model = build()
+def reused(model: nn.Module, name: str, *, seed: int, expect: Mapping[str, Any]) -> Trained:
+    """A model that another chapter trained and stored, loaded into `model` to be compared again (ch. 2 reuses
+    chapter 1's autoencoder, ch. 4 chapter 3's VAE). Its manifest must record the settings in `expect`, so both
+    chapters are known to mean the same model; a mismatch or a missing checkpoint names the command that trains it."""
     manifest = load(model, name, seed, expect=expect)
     return Trained(model, History([dict(row) for row in manifest["history"]]), manifest)

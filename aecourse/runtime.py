@@ -4,12 +4,13 @@ context manager that runs a trained model for a measurement (eval mode, no gradi
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -147,9 +148,15 @@ def budget() -> str:
     return name
 
 
-def by_budget(*, full: T, short: T, smoke: T) -> T:
-    """Pick a chapter's config by the budget: one switch for the whole course, read from the environment."""
-    return {"full": full, "short": short, "smoke": smoke}[budget()]
+def at_budget(config: T, *, short: Mapping[str, Any], smoke: Mapping[str, Any]) -> T:
+    """A chapter's config at the budget `AECOURSE_BUDGET` asks for: `config` itself at the full budget (the one its
+    stored models were trained with), else `config` with the short or smoke run's fields replaced."""
+    changes = {"full": {}, "short": short, "smoke": smoke}[budget()]
+    fields = {f.name for f in dataclasses.fields(config)}
+    unknown = sorted(set(changes) - fields)
+    if unknown:
+        raise TypeError(f"at_budget: {type(config).__name__} has no field(s) {unknown} to change.")
+    return dataclasses.replace(config, **changes)
 
 
 def retrain_mode() -> str:

@@ -56,7 +56,7 @@ class Config:
     num_epochs: int = 1
 
 
-def _train(model: VAE) -> History:
+def _train(model: VAE, seed: int) -> History:
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.01)
@@ -64,7 +64,7 @@ def _train(model: VAE) -> History:
 
 
 def _trained(config: Config = Config(), name: str = "01_autoencoder/tiny", seed: int = 0):
-    return ck.trained(name, config, seed=seed, build=lambda: VAE(2, 8), train=_train)
+    return ck.load_or_train(VAE(2, 8), name, config, seed=seed, train=_train)
 
 
 @pytest.fixture

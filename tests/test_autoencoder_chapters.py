@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from aecourse.data import add_gaussian_noise, add_masking_noise, add_noise
+from aecourse.evidence.metrics import anomaly_auc, linear_probe_accuracy, psnr
 from aecourse.inference import reconstruct
 from aecourse.losses import mse
-from aecourse.metrics import anomaly_auc, linear_probe_accuracy, psnr
 from aecourse.models import ConvDenoisingAutoencoder, PCABaseline
 
 

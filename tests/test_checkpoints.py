@@ -6,15 +6,16 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pytest
 import torch
 
 from aecourse import checkpoints as ck
-from aecourse.checkpoints import CheckpointError, measurement, trained
+from aecourse.checkpoints import CheckpointError, load_or_train
 from aecourse.models import VAE
-from aecourse.runtime import BUDGET_ENV, RETRAIN_ENV
+from aecourse.runtime import BUDGET_ENV, RETRAIN_ENV, seeded
 from aecourse.train import History
 from tools.stored_checkpoints import manifests, stored_size
 
@@ -24,7 +25,8 @@ class Config:
     latent_dim: int = 3
     num_epochs: int = 2
     seeds: tuple[int, ...] = (0, 1)
-    num_samples: int = measurement(100)  # how a chapter measures: not part of any checkpoint
+    num_samples: int = 100  # how a chapter measures: not part of any checkpoint
+    compared: ClassVar = ("num_samples",)
 
 
 class Recorder:
@@ -37,7 +39,7 @@ class Recorder:
     def build(self) -> VAE:
         return VAE(latent_dim=self.config.latent_dim, hidden_dim=8)
 
-    def train(self, model: VAE) -> History:
+    def train(self, model: VAE, seed: int) -> History:
         self.trainings += 1
         with torch.no_grad():
             for p in model.parameters():
@@ -61,7 +63,9 @@ def _rewrite(manifest_path, manifest: dict, name: str = "01_demo/vae") -> None:
 
 
 def _call(recorder: Recorder, seed: int = 0, name: str = "01_demo/vae"):
-    return trained(name, recorder.config, seed=seed, build=recorder.build, train=recorder.train)
+    with seeded(seed):
+        model = recorder.build()
+    return load_or_train(model, name, recorder.config, seed=seed, train=recorder.train)
 
 
 def test_missing_checkpoint_names_the_command_that_trains_it(store):

@@ -15,9 +15,9 @@ from torch import nn
 from aecourse import classifier as clf
 from aecourse.checkpoints import CheckpointError
 from aecourse.data import FashionMNIST
+from aecourse.evidence.metrics import frechet_distance
 from aecourse.gan import GAN, discriminator_loss, generator_loss, train_gan
 from aecourse.inference import generate, interpolate
-from aecourse.metrics import frechet_distance
 from aecourse.runtime import RETRAIN_ENV
 from tools import train_checkpoints
 from tools.notebook_cells import definitions

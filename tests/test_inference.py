@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from aecourse.data import binarize
+from aecourse.evidence.metrics import active_units
 from aecourse.inference import (
     decode,
     encode,
@@ -18,7 +19,6 @@ from aecourse.inference import (
     reconstruct,
 )
 from aecourse.losses import gaussian_kl, vae_batch_loss, vae_loss
-from aecourse.metrics import active_units
 from aecourse.models import VAE, Autoencoder
 from tools.notebook_cells import definitions
 
@@ -160,7 +160,7 @@ def test_importance_weighted_curve_is_seeded_and_starts_at_the_elbo():
 def test_chapter_figures_are_closed_figures():
     from matplotlib.figure import Figure
 
-    from aecourse.plot import latent_scatter, plot_xy
+    from aecourse.evidence.figures import latent_scatter, plot_xy
 
     fig = latent_scatter(torch.randn(30, 2), torch.arange(30) % 3, ["a", "b", "c"], title="t")
     assert isinstance(fig, Figure) and len(fig.axes[0].collections) == 3

@@ -32,7 +32,7 @@ def _chapters(tag: str) -> set[int]:
 
 
 def _tagged_definitions():
-    for module in sorted(PACKAGE.glob("*.py")):
+    for module in sorted(PACKAGE.rglob("*.py")):
         tree = ast.parse(module.read_text())
         for node in tree.body:
             if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
@@ -56,7 +56,7 @@ def test_chapter_tags_name_chapters_whose_notebook_uses_the_name(module, name, c
 
 
 def test_the_eval_restore_idiom_and_the_kl_formula_live_in_one_place_each():
-    sources = {p.name: p.read_text() for p in PACKAGE.glob("*.py")}
+    sources = {p.name: p.read_text() for p in PACKAGE.rglob("*.py")}
     restoring = sorted(name for name, text in sources.items() if "was_training" in text)
     assert restoring == ["runtime.py"], f"the eval/restore idiom is written in {restoring}"
     kl = sorted(
@@ -67,17 +67,21 @@ def test_the_eval_restore_idiom_and_the_kl_formula_live_in_one_place_each():
 
 @pytest.mark.parametrize("chapter", sorted(NOTEBOOKS))
 def test_every_chapter_opens_the_same_way(chapter):
-    """Title; the Colab cell (removed from the HTML); imports; the config dataclass, then (in the same cell or the
-    next two) the budget, one set_seed and the device, before any other code."""
+    """Title; the Colab cell (removed from the HTML); the imports, then one set_seed, the device and the data; then
+    the config dataclass, whose defaults are the full budget, put at the budget the switch asks for (`at_budget`),
+    before any other code."""
     cells = json.loads(NOTEBOOKS[chapter].read_text())["cells"]
     title = "".join(cells[0]["source"]).splitlines()[0]
     assert cells[0]["cell_type"] == "markdown" and title.startswith("# ") and not re.match(r"# \d", title)
     assert "google.colab" in "".join(cells[1]["source"]) and "remove-cell" in cells[1]["metadata"].get("tags", [])
-    imports = "".join(cells[2]["source"])
-    assert all(line.startswith(("import ", "from ", " ", ")")) or not line for line in imports.splitlines())
-    assert "class Config" in "".join(cells[3]["source"])
-    setup = "".join("".join(cell["source"]) for cell in cells[3:6] if cell["cell_type"] == "code")
-    assert "by_budget(" in setup and setup.count("set_seed(") == 1 and "pick_device(" in setup
+    code = [c for c in cells[2:] if c["cell_type"] == "code"]
+    first, second = ("".join(c["source"]) for c in code[:2])
+    starts = ("import ", "from ", " ", ")")
+    lines = first.splitlines()
+    body = next((i for i, line in enumerate(lines) if line and not line.startswith(starts)), len(lines))
+    assert body > 0 and "import" not in "\n".join(lines[body:]), "the first cell opens with all its imports"
+    assert "set_seed(" in first and "pick_device(" in first and "load_fashion_mnist(" in first
+    assert "class Config" in second and "at_budget(Config())" in second
     code = _code(NOTEBOOKS[chapter])
     assert code.count("set_seed(") == 1, "set_seed is called once per chapter"
     assert "NBVAL" not in code, "nbval markers are cell tags, not comments readers must read past"
@@ -125,24 +129,40 @@ def test_stored_outputs_carry_no_warning_or_traceback(notebook):
 
 def test_package_imports_only_run_downward():
     """The package's modules form layers: no module imports (at its top or inside a function) one that imports it
-    back, directly or through others, so each can be read knowing only what is below it."""
-    import ast
+    back, directly or through others, so each can be read knowing only what is below it; and the core never imports
+    the evidence (aecourse.evidence), which sits on top of it."""
     from graphlib import CycleError, TopologicalSorter
 
-    package = ROOT / "aecourse"
+    def name(path: Path) -> str:
+        return ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
+
+    modules = {name(p): p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py"}
     graph = {}
-    for path in package.glob("*.py"):
+    for module, path in modules.items():
         imported = set()
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("aecourse."):
-                imported.add(node.module.split(".")[1])
+                target = node.module.removeprefix("aecourse.")
+                found = [f"{target}.{a.name}" for a in node.names if f"{target}.{a.name}" in modules]
+                imported |= set(found) or {target}
             elif isinstance(node, ast.ImportFrom) and node.module == "aecourse":
-                imported |= {alias.name for alias in node.names if (package / f"{alias.name}.py").exists()}
+                imported |= {alias.name for alias in node.names if alias.name in modules}
             elif isinstance(node, ast.Import):
-                imported |= {a.name.split(".")[1] for a in node.names if a.name.startswith("aecourse.")}
-        graph[path.stem] = imported - {path.stem}
+                imported |= {a.name.removeprefix("aecourse.") for a in node.names if a.name.startswith("aecourse.")}
+        graph[module] = (imported & set(modules)) - {module}
     try:
         order = list(TopologicalSorter(graph).static_order())
     except CycleError as exc:
         pytest.fail(f"aecourse modules import each other in a cycle: {exc.args[1]}")
     assert set(order) >= set(graph) and graph["checks"] == set(), "checks.py is the bottom layer: it imports no module"
+    upward = {m: sorted(i for i in imported if i.startswith("evidence.")) for m, imported in graph.items()}
+    upward = {m: i for m, i in upward.items() if i and not m.startswith("evidence.")}
+    assert not upward, f"core modules import the evidence above them: {upward}"
+
+
+def test_the_core_package_stays_small():
+    """The core (models, losses, training, data, checkpoints and their helpers: aecourse/*.py) reads in one sitting;
+    each chapter's evidence lives in aecourse/evidence/ (#32)."""
+    lines = sum(len(p.read_text(encoding="utf-8").splitlines()) for p in PACKAGE.glob("*.py"))
+    print(f"core package: {lines} lines")
+    assert lines < 3000

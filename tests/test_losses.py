@@ -194,7 +194,7 @@ def test_the_vae_loss_keeps_the_precision_of_the_images():
 
 
 def test_losses_and_metrics_refuse_batches_that_are_not_the_same_images():
-    from aecourse.metrics import psnr
+    from aecourse.evidence.metrics import psnr
 
     with pytest.raises(ValueError, match="same images"):
         psnr(torch.rand(2, 784), torch.rand(4, 392))

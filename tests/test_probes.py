@@ -30,11 +30,12 @@ import pytest
 import torch
 
 from aecourse import checkpoints as ck
-from aecourse import data, inference, metrics
+from aecourse import data, inference
 from aecourse.checkpoints import CheckpointError
 from aecourse.checks import CourseError
 from aecourse.classifier import ClassifierSettings, FashionClassifier, accuracy, pretrained_classifier
 from aecourse.data import IdxSpec, add_noise, binarize, load_fashion_mnist
+from aecourse.evidence import metrics
 from aecourse.gan import GAN, gan_step, generator_loss, train_gan
 from aecourse.losses import bce, mse, reconstruction_loss, vae_loss
 from aecourse.models import VAE, Autoencoder, ConvDenoisingAutoencoder, ConvVAE, DenoisingAutoencoder, PCABaseline
@@ -363,7 +364,7 @@ AT_THE_DOOR = _cases(
     Probe("paths/backslash", lambda: ck.paths("01_a\\b", 0), r"checkpoint name"),
     Probe("paths/seed float", lambda: ck.paths("01_a/b", 1.5), r"seed must be an int"),
     Probe("paths/seed negative", lambda: ck.paths("01_a/b", -1), r"seed must be an int"),
-    Probe("reused/parent folder", lambda: ck.reused("../x/y", seed=0, build=_vae, expect={}), r"checkpoint name"),
+    Probe("reused/parent folder", lambda: ck.reused(_vae(), "../x/y", seed=0, expect={}), r"checkpoint name"),
     Probe(
         "save/absolute name",
         lambda: ck.save(_vae(), "/tmp/x", 0, config={}, history=_history(), device="cpu"),
@@ -486,7 +487,7 @@ def _build() -> VAE:
     return VAE(2, 8)
 
 
-def _train(model: VAE):
+def _train(model: VAE, seed: int):
     from aecourse.train import History
 
     with torch.no_grad():
@@ -496,7 +497,7 @@ def _train(model: VAE):
 
 
 def _load(name: str = "01_demo/a", seed: int = 0):
-    return ck.trained(name, TinyConfig(), seed=seed, build=_build, train=_train)
+    return ck.load_or_train(_build(), name, TinyConfig(), seed=seed, train=_train)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""aecourse.report: tables, mean ± sd over seeds, the 'not decided' rule, claims that guard sentences, and the
+"""aecourse.evidence.report: tables, mean ± sd over seeds, the 'not decided' rule, claims that guard sentences, and the
 chapter 4 verdicts computed from measurements."""
 
 from __future__ import annotations
@@ -7,8 +7,21 @@ import math
 import re
 
 import pytest
+import torch
 
-from aecourse.report import ClaimError, claim, compare, mean_sd, pm, round_outward, says, table
+from aecourse.evidence.report import (
+    ClaimError,
+    claim,
+    compare,
+    comparison_rows,
+    glue,
+    glued_text,
+    mean_sd,
+    pm,
+    round_outward,
+    says,
+    table,
+)
 from aecourse.runtime import BUDGET_ENV
 
 
@@ -114,14 +127,10 @@ def test_the_verdict_rule_decides_at_most_5_percent_of_no_effect_comparisons(n):
 @pytest.mark.parametrize(
     ("a", "b", "sentence"),
     [
-        ([2.0, 2.1, 1.9], [1.0, 1.1, 1.0], "A is higher than B (+0.967 ± 0.058 over 3 seeds, decided)."),
-        (
-            [1.1, 1.5, 1.9],
-            [1.0],
-            "A and B are not told apart (+0.50 ± 0.40 over 3 seeds, higher on every seed but not decided).",
-        ),
-        ([2.0, 2.0, 0.9], [1.0], "A and B are not told apart (+0.63 ± 0.64 over 3 seeds, not decided)."),
-        ([2.0], [1.0], "A and B are not told apart (+1.00 over 1 seed, not decided)."),
+        ([2.0, 2.1, 1.9], [1.0, 1.1, 1.0], "A is higher than B."),
+        ([1.1, 1.5, 1.9], [1.0], "A is higher than B on every seed, but not clearly enough to tell them apart."),
+        ([2.0, 2.0, 0.9], [1.0], "A and B are not told apart."),
+        ([2.0], [1.0], "A and B are not told apart."),
     ],
 )
 def test_says_writes_the_verdict_as_a_sentence_and_names_signs_that_agree(a, b, sentence):
@@ -131,7 +140,35 @@ def test_says_writes_the_verdict_as_a_sentence_and_names_signs_that_agree(a, b, 
 
 def test_says_names_rounds_where_the_pairs_are_rounds():
     sentence = says(compare([1.1, 1.5, 1.9], [1.0]), "A", "B", higher="longer", unit="round")
-    assert sentence == "A and B are not told apart (+0.50 ± 0.40 over 3 rounds, longer on every round but not decided)."
+    assert sentence == "A is longer than B on every round, but not clearly enough to tell them apart."
+
+
+def test_the_evidence_of_a_verdict_is_a_table_row_and_renders_as_markdown():
+    rows = comparison_rows({"A - B": compare([2.0, 2.1, 1.9], [1.0, 1.1, 1.0]), "C - D": compare([1.0, 2.0], [1.5])})
+    assert rows[0] == {
+        "comparison": "A - B",
+        "difference (mean ± sd)": "+0.967 ± 0.058",
+        "pairs": "3 seeds",
+        "verdict": "decided: higher",
+    }
+    assert rows[1]["verdict"] == "not decided" and rows[1]["pairs"] == "2 seeds"
+    lines = table(rows).markdown().splitlines()
+    assert (
+        lines[0] == "| comparison | difference (mean ± sd) | pairs | verdict |"
+        and lines[1] == "| --- | --- | --- | --- |"
+    )
+    assert lines[2] == "| A - B | +0.967 ± 0.058 | 3 seeds | decided: higher |"
+
+
+def test_glue_stores_the_text_a_reader_reads(capsys):
+    assert glued_text(0.4814790346918773, ".2f") == "0.48" and glued_text(12) == "12" and glued_text("a b") == "a b"
+    assert glued_text(1234.5, ",.0f") == "1,234"
+    with pytest.raises(TypeError, match="needs the format the page shows it in"):
+        glued_text(0.5)
+    with pytest.raises(TypeError, match="needs the format"):
+        glued_text(torch.tensor(0.5, dtype=torch.float32))
+    glue("late_slope", 0.48147903, ".1f")  # outside a kernel: printed, as a notebook's output would show it
+    assert capsys.readouterr().out == "late_slope: 0.5\n"
 
 
 def test_compare_refuses_unpaired_values():

@@ -2,10 +2,10 @@
 
 A prose block (paragraph or list) whose sentences use a comparison word carries, on MyST comment lines right
 after it (hidden from readers), one entry per such sentence:
-    % checks: <the sentence argument of a claim() call in the same notebook>
-    % asserts: <the test of an assert statement in the same notebook, as ast.unparse writes it>
+    % checks: <the sentence argument of a claim() call in the same notebook or in its evidence module>
+    % asserts: <the test of an assert statement in the same notebook or its evidence module, as ast.unparse writes it>
     % not measured: <why the sentence needs no measurement: a definition, the article's wording, the code's shape>
-A sentence glued whole from a verdict ({glue:md}`says_...`, made by aecourse.report.says) needs no entry: its
+A sentence glued whole from a verdict ({glue:md}`says_...`, made by aecourse.evidence.report.says) needs no entry: its
 words come from the comparison. The test lists every sentence that lacks an entry, and every entry that names a
 claim the notebook does not make.
 """
@@ -38,13 +38,23 @@ VERDICT_GLUE = re.compile(r"\{glue(?::md|:text)?\}`says_[^`]*`")
 ROLE = re.compile(r"\{(\w+)(?::\w+)?\}`([^`]*)`")
 
 
-def claims(notebook: dict) -> set[str]:
-    """The sentence argument of every claim() call, and the test of every assert, in the notebook's code cells."""
+EVIDENCE = BOOK.parent / "aecourse" / "evidence"
+
+
+def evidence_module(page: Path) -> Path | None:
+    """The module that holds a page's evidence: aecourse/evidence/chN.py for chapter N, else one named as the page."""
+    match = re.match(r"0?(\d+)_", page.name)
+    path = EVIDENCE / (f"ch{match[1]}.py" if match else f"{page.stem}.py")
+    return path if path.is_file() else None
+
+
+def claims(notebook: dict, module: Path | None = None) -> set[str]:
+    """The sentence argument of every claim() call, and the test of every assert, in the notebook's code cells and
+    in its evidence module (where its hidden cells' measurements and claims live)."""
     found = set()
-    for cell in notebook["cells"]:
-        if cell["cell_type"] != "code":
-            continue
-        lines = "".join(cell["source"]).splitlines()  # a magic becomes `pass`: an `if` around it stays valid
+    sources = ["".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    for text in sources + ([module.read_text()] if module else []):
+        lines = text.splitlines()  # a magic becomes `pass`: an `if` around it stays valid
         source = "\n".join(re.sub(r"^(\s*)[%!].*", r"\1pass", line) for line in lines)
         for node in ast.walk(ast.parse(source)):
             called = getattr(node, "func", None)
@@ -126,7 +136,7 @@ def comparing(text: str) -> list[str]:
 def test_every_comparing_sentence_is_bound_to_a_check(page):
     text = page.read_text()
     notebook = json.loads(text) if page.suffix == ".ipynb" else {"cells": [{"cell_type": "markdown", "source": text}]}
-    made = claims(notebook)
+    made = claims(notebook, evidence_module(page))
     unbound, unknown = [], []
     for cell in notebook["cells"]:
         if cell["cell_type"] != "markdown":

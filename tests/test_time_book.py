@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from aecourse.report import ClaimError
+from aecourse.evidence.report import ClaimError
 from tools.time_book import _minutes, timing_table
 
 

@@ -3,12 +3,14 @@ or gradient reaches the weights, evaluation refuses NaN, and the budget switch r
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 from aecourse.losses import gaussian_kl, mse, reconstruction_loss, vae_batch_loss
 from aecourse.models import VAE, Autoencoder, ConvVAE
-from aecourse.runtime import BUDGET_ENV, budget, by_budget, pick_device, seeded, set_seed
+from aecourse.runtime import BUDGET_ENV, at_budget, budget, pick_device, seeded, set_seed
 from aecourse.train import TrainingDivergedError, evaluate, fit, train_epoch
 
 
@@ -174,10 +176,18 @@ def test_models_refuse_images_of_another_dtype_or_scale():
 
 
 def test_budget_switch(monkeypatch):
+    @dataclasses.dataclass(frozen=True)
+    class Config:
+        num_epochs: int = 30
+        seeds: tuple = (0, 1, 2)
+
+    smaller = {"short": {"num_epochs": 5}, "smoke": {"num_epochs": 1, "seeds": (0,)}}
     monkeypatch.delenv(BUDGET_ENV, raising=False)
-    assert budget() == "full" and by_budget(full=1, short=2, smoke=3) == 1
+    assert budget() == "full" and at_budget(Config(), **smaller) == Config()
     monkeypatch.setenv(BUDGET_ENV, "smoke")
-    assert by_budget(full=1, short=2, smoke=3) == 3
+    assert at_budget(Config(), **smaller) == Config(num_epochs=1, seeds=(0,))
+    with pytest.raises(TypeError, match=r"no field\(s\) \['epochs'\]"):
+        at_budget(Config(), short={}, smoke={"epochs": 1})
     monkeypatch.setenv(BUDGET_ENV, "tiny")
     with pytest.raises(ValueError, match="full, short, smoke"):
         budget()

@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -35,11 +36,11 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script, `tools` is not on the path
 
-from aecourse.checkpoints import CheckpointError, load, measurement, paths, training_config  # noqa: E402
+from aecourse.checkpoints import CheckpointError, load, paths, training_config  # noqa: E402
 from aecourse.data import CLASS_NAMES, FashionMNIST, load_fashion_mnist  # noqa: E402
+from aecourse.evidence.metrics import active_units  # noqa: E402
 from aecourse.inference import posterior  # noqa: E402
 from aecourse.losses import gaussian_kl  # noqa: E402
-from aecourse.metrics import active_units  # noqa: E402
 from aecourse.models import VAE, ConvVAE  # noqa: E402
 from tools import onnx_export  # noqa: E402
 from tools.onnx_export import StartImage, export_model, write_json  # noqa: E402
@@ -71,36 +72,26 @@ class ExplorerModels:
 
 
 def chapter_config(notebook: Path) -> dict:
-    """The training config of a chapter's full budget, read from the notebook itself: its `Config` dataclass and the
-    `full=Config(...)` of its `by_budget` call, both literal, evaluated without running the notebook. A checkpoint
-    whose manifest records another config is stale: the chapter would not load it, so neither does the explorer."""
+    """The training config of a chapter's full budget, read from the notebook itself: its `Config` dataclass, whose
+    defaults are the full budget, evaluated without running the notebook. A checkpoint whose manifest records
+    another config is stale: the chapter would not load it, so neither does the explorer."""
     cells = json.loads(notebook.read_text())["cells"]
     code = ["".join(cell["source"]) for cell in cells if cell["cell_type"] == "code"]
-    nodes = [
+    classes = [
         node
         for text in code
-        if "class Config" in text or "by_budget(" in text
-        for node in ast.walk(
-            ast.parse("\n".join("" if line.lstrip()[:1] in "%!" else line for line in text.splitlines()))
-        )
+        if "class Config" in text
+        for node in ast.parse("\n".join("" if line.lstrip()[:1] in "%!" else line for line in text.splitlines())).body
+        if isinstance(node, ast.ClassDef) and node.name == "Config"
     ]
-    classes = [node for node in nodes if isinstance(node, ast.ClassDef) and node.name == "Config"]
-    calls = [
-        keyword.value
-        for node in nodes
-        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "by_budget"
-        for keyword in node.keywords
-        if keyword.arg == "full"
-    ]
-    if len(classes) != 1 or len(calls) != 1 or getattr(calls[0].func, "id", None) != "Config" or calls[0].args:
+    if len(classes) != 1:
         raise CheckpointError(
-            f"{notebook} does not define one `class Config` and one `by_budget(full=Config(...), ...)` with keyword "
-            "arguments: the explorer reads its full-budget config from there to refuse stale checkpoints."
+            f"{notebook} does not define one `class Config`: the explorer reads the chapter's full-budget config "
+            "(its defaults) from there to refuse stale checkpoints."
         )
-    namespace = {"dataclass": dataclasses.dataclass, "field": dataclasses.field, "measurement": measurement}
+    namespace = {"dataclass": dataclasses.dataclass, "field": dataclasses.field, "ClassVar": ClassVar}
     exec(compile(ast.Module([classes[0]], type_ignores=[]), str(notebook), "exec"), namespace)  # noqa: S102
-    overrides = {k.arg: ast.literal_eval(k.value) for k in calls[0].keywords}
-    return training_config(namespace["Config"](**overrides))
+    return training_config(namespace["Config"]())
 
 
 def load_models(cache: Path) -> ExplorerModels:

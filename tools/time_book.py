@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from aecourse.report import Table, claim, glue_markdown, table  # noqa: E402
+from aecourse.evidence.report import Table, claim, glue_markdown, table  # noqa: E402
 
 
 def machine() -> str:

@@ -1,4 +1,4 @@
-"""Sphinx extension: space the columns of the tables that notebook cells print (aecourse.report.Table).
+"""Sphinx extension: space the columns of the tables that notebook cells print (aecourse.evidence.report.Table).
 
 The theme styles rendered pandas frames but not a plain <table> in a myst-nb cell output, whose cells then touch.
 """

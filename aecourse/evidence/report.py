@@ -1,5 +1,6 @@
 """What the book shows of its measurements: small tables, mean ± sd over seeds, comparisons that say "not decided"
-when the seeds disagree, and claims that stop the book when its numbers no longer support a sentence."""
+when the seeds disagree, glued values stored as the text the page shows, and claims that stop the book when its
+numbers no longer support a sentence."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import dataclasses
 import functools
 import html
 import math
+import numbers
 import re
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
@@ -66,6 +68,15 @@ class Table:
         body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>" for row in cells)
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
+    def markdown(self) -> str:
+        """The table in Markdown, for a folded evidence block ({glue:md}): the HTML book and Colab both render it."""
+        columns, cells = self._cells()
+
+        def row(values: Sequence[str]) -> str:
+            return "| " + " | ".join(v.replace("|", "\\|") for v in values) + " |"
+
+        return "\n".join([row(columns), row(["---"] * len(columns)), *(row(r) for r in cells)])
+
     def __repr__(self) -> str:
         columns, cells = self._cells()
         widths = [max(map(len, column)) for column in zip(columns, *cells, strict=True)]
@@ -75,18 +86,49 @@ class Table:
 table = Table  # table(rows, formats={...}): what the chapters call
 
 
-def glue(name: str, value: Any, *, markdown: bool = False) -> None:
-    """Bind a number (or a word) of a chapter to `name` for its prose ({glue:text}`name`), through myst-nb's glue
-    when the book's tools are installed; on Colab, without them, there is no prose to fill and nothing happens."""
+GLUE_PREFIX = "application/papermill.record/"  # myst-nb's: a record the book's pages paste, not show
+
+
+def glued_text(value: Any, fmt: str | None = None) -> str:
+    """The text a glued value shows: `value` formatted by `fmt`; a float must say how it is shown (".3f"), so that
+    the tests compare the digits a reader reads, not the 17th, which differs from one CPU to another."""
+    if isinstance(value, bool):
+        raise TypeError("glue: a bool is not a number of the prose; glue the word the page should show.")
+    if fmt is not None:
+        return format(value, fmt)
+    floating = isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral)  # NumPy's floats too
+    if floating or (callable(getattr(value, "is_floating_point", None)) and value.is_floating_point()):
+        raise TypeError(
+            f"glue: the float {float(value)!r} needs the format the page shows it in, e.g. glue(name, value, '.3f'): "
+            "what is stored is what a reader reads."
+        )
+    return str(value)
+
+
+def glue(name: str, value: Any, fmt: str | None = None, *, markdown: bool = False) -> None:
+    """Bind a number, word or sentence of a chapter to `name` for its prose ({glue:text}`name`, or {glue:md}`name`
+    with `markdown=True`), stored as the text the page shows (`glued_text`). The book's pages paste it; in Jupyter
+    and on Colab the cell's output shows `name: text`, so a reader who reruns a cell sees the number the prose
+    quotes."""
+    text = glued_text(value, fmt)
+    shown = f"{name}: {text}"
     try:
-        from IPython.display import Markdown
-        from myst_nb import glue as myst_glue
+        from IPython.core.interactiveshell import InteractiveShell
+        from IPython.display import display
     except ImportError:
+        print(shown)
         return
-    myst_glue(name, Markdown(value) if markdown else value, display=False)
+    if not InteractiveShell.initialized():  # a script, not a kernel: no page to paste into
+        print(shown)
+        return
+    data = {GLUE_PREFIX + "text/plain": repr(text)}
+    if markdown:
+        data[GLUE_PREFIX + "text/markdown"] = text
+    data["text/plain"] = shown  # not a record: what a notebook shows (myst-nb leaves the output off the page)
+    display(data, raw=True, metadata={"scrapbook": {"name": name, "mime_prefix": GLUE_PREFIX}})
 
 
-# for {glue:md}`name`: a sentence with commands in backticks, whose `--` plain text would turn into a dash
+# for {glue:md}`name`: a sentence with commands in backticks, or a folded block's table (Table.markdown())
 glue_markdown = functools.partial(glue, markdown=True)
 
 
@@ -174,15 +216,28 @@ def says(
     lower: str = "lower",
     unit: str = "seed",
 ) -> str:
-    """A verdict as a whole sentence for the prose, glued (never typed): the comparison picks the words. `unit` names
-    what the pairs are, where they are not seeds (the interleaved rounds of a benchmark)."""
-    spread = str(comparison).rsplit(":", 1)[0].replace(" seed", f" {unit}")
+    """A verdict as a plain sentence for the prose ("A is lower than B."), glued, never typed: the comparison picks
+    the words. Its statistics (mean ± sd, the pairs, the verdict) belong in the evidence table beside it
+    (`comparison_rows`). `unit` names what the pairs are, where they are not seeds (a benchmark's rounds)."""
     side = higher if comparison.mean > 0 else lower
-    if not comparison.decided and comparison.agree and comparison.n > 1:  # a reader sees the signs: say so
-        return f"{subject} and {other} are not told apart ({spread}, {side} on every {unit} but not decided)."
-    if not comparison.decided:
-        return f"{subject} and {other} are not told apart ({spread}, not decided)."
-    return f"{subject} is {side} than {other} ({spread}, decided)."
+    if comparison.decided:
+        return f"{subject} is {side} than {other}."
+    if comparison.agree and comparison.n > 1:  # a reader of the table sees the signs: say so
+        return f"{subject} is {side} than {other} on every {unit}, but not clearly enough to tell them apart."
+    return f"{subject} and {other} are not told apart."
+
+
+def comparison_rows(comparisons: Mapping[str, Comparison], *, unit: str = "seed") -> list[dict[str, str]]:
+    """One evidence row per comparison (what, a - b as mean ± sd, over how many pairs, the verdict), for a section's
+    folded "How we know" block: `glue_markdown(name, table(comparison_rows({...})).markdown())`."""
+    rows = []
+    for what, c in comparisons.items():
+        places = max(0, 1 - math.floor(math.log10(c.sd))) if c.sd > 0 else None
+        spread = f"{'+' * (c.mean > 0)}{Spread(c.mean, c.sd, '.3g', places)}"
+        pairs = f"{c.n} {unit}{'s' * (c.n != 1)}"
+        verdict = f"decided: {c.verdict}" if c.decided else "not decided"
+        rows.append({"comparison": what, "difference (mean ± sd)": spread, "pairs": pairs, "verdict": verdict})
+    return rows
 
 
 def compare(a: Sequence[float], b: Sequence[float]) -> Comparison:
