@@ -6,8 +6,9 @@ STAMP := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard book/[0-9]*.ipynb))
 # EXECUTE=force re-executes every notebook (and saves the outputs) before building the book.
 EXECUTE ?= off
-# MathJax travels with the book (the pages then render offline), fetched with npm. A reader without npm builds
-# with MATHJAX=cdn: the pages then load MathJax from a CDN. A failed fetch fails the build (nothing silent).
+# MathJax travels with the book (the pages then render offline): tools/npm_tarball.py fetches its pinned tarball from
+# the npm registry over HTTPS and checks its SHA-512 (no npm or Node.js needed; the latent explorer's onnxruntime-web
+# comes the same way). MATHJAX=cdn builds pages that load MathJax from a CDN instead. A failed fetch fails the build.
 MATHJAX ?= local
 MATHJAX_VERSION := 3.2.2
 MATHJAX_DIR := .cache/mathjax-$(MATHJAX_VERSION)/es5
@@ -27,18 +28,10 @@ ifeq ($(EXECUTE),force)
 endif
 	@case "$(MATHJAX)" in local|cdn) ;; *) echo "make: MATHJAX must be local or cdn, not '$(MATHJAX)'." >&2; exit 1;; esac
 	@if [ "$(MATHJAX)" = local ] && [ ! -f $(MATHJAX_DIR)/tex-mml-chtml.js ]; then \
-	  if ! command -v npm >/dev/null 2>&1; then \
-	    echo "make: npm is not installed. It fetches MathJax $(MATHJAX_VERSION), which travels with the book so" \
-	      "that its pages render offline. Install it (Debian/Ubuntu: sudo apt-get install npm), or build with" \
-	      "'make $@ MATHJAX=cdn' to have the pages load MathJax from a CDN." >&2; exit 1; fi; \
-	  rm -rf .cache/mathjax-fetch && mkdir -p .cache/mathjax-fetch \
-	  && (cd .cache/mathjax-fetch && npm pack -q mathjax@$(MATHJAX_VERSION) >/dev/null \
-	      && tar xzf mathjax-$(MATHJAX_VERSION).tgz) \
-	  && rm -rf .cache/mathjax-$(MATHJAX_VERSION) && mv .cache/mathjax-fetch/package .cache/mathjax-$(MATHJAX_VERSION) \
-	  && rm -rf .cache/mathjax-fetch \
-	  || { echo "make: fetching MathJax with 'npm pack mathjax@$(MATHJAX_VERSION)' failed (npm's message is above)." \
-	         "Check that npm reaches its registry (npm config get registry; npm ping), or build with" \
-	         "'make $@ MATHJAX=cdn' to load MathJax from a CDN." >&2; exit 1; }; fi
+	  $(BIN)/python tools/npm_tarball.py mathjax --into .cache/mathjax-$(MATHJAX_VERSION) \
+	  || { echo "make: fetching MathJax failed (the message is above). Build with 'make $@ MATHJAX=cdn' to load" \
+	         "MathJax from a CDN instead." >&2; exit 1; }; fi
+	$(BIN)/python tools/colab_edition.py  # colab/: the chapters as Colab shows them (README, "Colab and launch buttons")
 	rm -rf _build/html _build/.doctrees _build/screenshots
 	if [ "$(MATHJAX)" = local ]; then export AECOURSE_MATHJAX_DIR=$(CURDIR)/$(MATHJAX_DIR); fi; \
 	  $(BIN)/jupyter-book build . -W -n --keep-going
@@ -81,6 +74,7 @@ unit: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check aecourse tests tools benchmarks book
+	$(BIN)/actionlint .github/workflows/*.yml
 
 execute: $(STAMP)
 	$(BIN)/python tools/execute_notebooks.py $(if $(NB),$(NB),$(NOTEBOOKS))
@@ -100,8 +94,9 @@ bench: $(STAMP)
 clean:
 	rm -rf _build
 
-# The latent explorer's assets (book/explorer.md): ONNX decoders with their JSON, and onnxruntime-web from npm,
-# into .cache/explorer. The book build makes them too (book/_ext/explorer_assets.py, only what changed);
+# The latent explorer's assets (book/explorer.md): ONNX decoders with their JSON, and onnxruntime-web from the npm
+# registry (tools/npm_tarball.py), into .cache/explorer. The book build makes them too (book/_ext/explorer_assets.py,
+# only what changed);
 # FORCE=1 re-exports the decoders even when their fingerprint is current.
 .PHONY: explorer
 explorer: $(STAMP)

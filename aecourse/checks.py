@@ -5,8 +5,12 @@ torch or, worse, not at all.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import numbers
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -229,12 +233,25 @@ def check_probability(name: str, value: float) -> float:
     return value
 
 
-def check_posterior(mu: torch.Tensor, logvar: torch.Tensor) -> None:
-    """mu and logvar of q(z|x): two tensors of the same shape (B, latent_dim)."""
-    if not (isinstance(mu, torch.Tensor) and isinstance(logvar, torch.Tensor)):
-        raise TypeError(f"mu and logvar must be torch.Tensors; got {type(mu).__name__} and {type(logvar).__name__}.")
-    if mu.shape != logvar.shape or mu.dim() != 2:
-        raise ValueError(
-            f"mu {tuple(mu.shape)} and logvar {tuple(logvar.shape)} must both be (B, latent_dim): the encoder's two "
-            "outputs for one batch."
-        )
+def refuses_a_wrong_posterior(loss: Callable) -> Callable:
+    """The door check that chapter 3's KL and loss leave out of their lesson: mu and logvar of q(z|x) must be two
+    tensors of the same shape (B, latent_dim), and beta, where the loss takes one, a weight >= 0."""
+    signature = inspect.signature(loss)
+
+    @functools.wraps(loss)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        given = signature.bind(*args, **kwargs).arguments
+        mu, logvar = given["mu"], given["logvar"]
+        if not (isinstance(mu, torch.Tensor) and isinstance(logvar, torch.Tensor)):
+            raise TypeError(
+                f"mu and logvar must be torch.Tensors; got {type(mu).__name__} and {type(logvar).__name__}."
+            )
+        if mu.shape != logvar.shape or mu.dim() != 2:
+            raise ValueError(
+                f"mu {tuple(mu.shape)} and logvar {tuple(logvar.shape)} must both be (B, latent_dim): the encoder's "
+                "two outputs for one batch."
+            )
+        check_nonnegative("beta", given.get("beta", 0.0))
+        return loss(*args, **kwargs)
+
+    return checked

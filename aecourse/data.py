@@ -6,8 +6,10 @@ bytes: nothing unverified is read.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
+import inspect
 import math
 import os
 import struct
@@ -327,9 +329,27 @@ def _to_unit_float(images: torch.Tensor, device: torch.device | str) -> torch.Te
     return images.to(device).unsqueeze(1).float().div_(255.0)
 
 
+def _refuses_what_the_noise_cannot_use(noise):
+    """The door check that chapter 2's noise leaves out of its lesson: float images in [0, 1] (uint8 or 0..255 images
+    would be clipped or masked into other images without a word) and its level, sigma >= 0 or drop_prob in [0, 1]."""
+    level = list(inspect.signature(noise).parameters)[1]  # sigma or drop_prob
+    default = inspect.signature(noise).parameters[level].default
+
+    @functools.wraps(noise)
+    def checked(x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        check_images(x, who=noise.__name__)
+        value = args[0] if args else kwargs.pop(level, default)
+        check = check_nonnegative if level == "sigma" else check_probability
+        value = check("sigma (the noise's std)" if level == "sigma" else level, value)
+        return noise(x, value, *args[1:], **kwargs)
+
+    return checked
+
+
 # The definitions between `fmt: off` and `fmt: on` are shown in chapter 2, at the book's 75 columns: the chapter's
 # cell and the definition here are one source (tests/test_taught_code.py).
 # fmt: off
+@_refuses_what_the_noise_cannot_use
 def add_gaussian_noise(
     x: torch.Tensor,
     sigma: float = 0.2,
@@ -339,7 +359,6 @@ def add_gaussian_noise(
 ) -> torch.Tensor:
     """x_noisy = x + sigma * eps with eps ~ N(0, I) (ch. 2), clipped to
     [0, 1] unless clip=False (the article leaves it unclipped)."""
-    sigma = check_nonnegative("sigma (the noise's std)", sigma)
     eps = torch.randn(
         x.shape, generator=generator, device=x.device, dtype=x.dtype
     )
@@ -347,6 +366,7 @@ def add_gaussian_noise(
     return x_noisy.clamp_(0.0, 1.0) if clip else x_noisy
 
 
+@_refuses_what_the_noise_cannot_use
 def add_masking_noise(
     x: torch.Tensor,
     drop_prob: float = 0.3,
@@ -355,7 +375,6 @@ def add_masking_noise(
 ) -> torch.Tensor:
     """Masking noise (Vincent et al. 2008; ch. 2): each pixel is set to 0
     with probability drop_prob, the others are kept as they are."""
-    drop_prob = check_probability("drop_prob", drop_prob)
     keep = torch.rand(x.shape, generator=generator, device=x.device)
     return x * (keep >= drop_prob)
 # fmt: on

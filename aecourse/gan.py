@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -57,7 +57,8 @@ class Discriminator(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.net(x.reshape(len(x), 784))  # (B, 784) -> (B, 1)
+        x = x.reshape(len(x), 784)  # (B, 1, 28, 28) -> (B, 784)
+        logits = self.net(x)  # (B, 784) -> (B, 1)
         return logits.squeeze(1)  # the logit of D(x), (B,)
 # fmt: on
 
@@ -131,6 +132,46 @@ def gan_step(
 # fmt: on
 
 
+# fmt: off
+def gan_optimizers(gan: GAN, lr: float):
+    """One Adam per player (ch. 4), with beta1 = 0.5 instead of PyTorch's
+    0.9, as in DCGAN (Radford et al. 2016): less momentum, for a target
+    that moves every time the other player learns."""
+    betas = (0.5, 0.999)
+    opt_d = torch.optim.Adam(
+        gan.discriminator.parameters(), lr, betas=betas
+    )
+    opt_g = torch.optim.Adam(gan.generator.parameters(), lr, betas=betas)
+    return opt_d, opt_g
+
+
+def gan_steps(
+    gan: GAN,
+    x_train: torch.Tensor,
+    opt_d: torch.optim.Optimizer,
+    opt_g: torch.optim.Optimizer,
+    num_epochs: int,
+    batch_size: int,
+    seed: int,
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Algorithm 1 of Goodfellow et al. (2014) with k = 1 (ch. 4): gan_step
+    on shuffled batches, epoch after epoch, yielding each step's numbers
+    to the caller (who keeps the history)."""
+    device = x_train.device
+    shuffle = torch.Generator().manual_seed(seed)  # the order of images
+    noise = torch.Generator(device=device).manual_seed(seed + 1)  # the z's
+    for _ in range(num_epochs):
+        gan.train()  # D's dropout on
+        order = torch.randperm(len(x_train), generator=shuffle).to(device)
+        for i in range(0, len(x_train), batch_size):
+            x = x_train[order[i : i + batch_size]]  # (B, 1, 28, 28)
+            z = torch.randn(
+                len(x), gan.latent_dim, generator=noise, device=device
+            )  # (B, latent_dim), a fresh draw for every batch
+            yield gan_step(gan, x, z, opt_d, opt_g)
+# fmt: on
+
+
 def _gradient_norm(module: nn.Module) -> torch.Tensor:
     """The norm of the gradients a module's parameters hold now (an optimizer step leaves them as they were)."""
     return torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in module.parameters()]))
@@ -143,51 +184,37 @@ def train_gan(
     num_epochs: int = 10,
     batch_size: int = 128,
     lr: float = 2e-4,
-    adam_betas: tuple[float, float] = (0.5, 0.999),
     seed: int = 0,
     epoch_end: Callable[[nn.Module], dict[str, float]] | None = None,
-    step: Callable[..., dict[str, torch.Tensor]] | None = None,
 ) -> History:
-    """`step` over shuffled batches, epoch after epoch (Goodfellow et al. 2014, Algorithm 1 with k = 1): the
-    chapter's own `gan_step` when it hands it, the package's otherwise. One History row per epoch: d_loss, g_loss,
-    the mean D(x) and D(G(z)), the generator's mean gradient norm, seconds (ch. 4).
-
-    Adam with lr 2e-4 and beta1 = 0.5 follows Radford et al. (2016). Seeded: the shuffle and the noise z come
-    from generators seeded by `seed`. A non-finite loss stops training; the row is kept so the run reads as failed.
-    `epoch_end(gan)` may return extra numbers for each epoch's row, as in `aecourse.train.fit`.
-
-    After every epoch the weights and both optimizers' states are checked: an epoch that left any of them NaN or
-    infinite is undone (the GAN and the optimizers are put back as they were at its start, the last finite state)
-    and its row says so with `weights_finite` = 0, besides its losses. Either way the run stops there.
-    """
+    """Chapter 4's loop (`gan_optimizers`, `gan_steps`, seeded by `seed`) and the book's bookkeeping: one History row
+    per epoch (d_loss, g_loss, mean D(x) and D(G(z)), the generator's mean gradient norm, seconds, and what
+    `epoch_end(gan)` returns). A GAN whose weights start non-finite is refused; an epoch that leaves a weight or an
+    Adam state non-finite is undone (its row says `weights_finite` = 0), and a non-finite epoch ends the run."""
     check_images(x_train, gan, who="train_gan: x_train", nonempty=True)  # every image, once: see fit
     check_positive("train_gan: lr", lr)
     check_int("train_gan: num_epochs", num_epochs, minimum=0)
     check_int("train_gan: batch_size", batch_size, minimum=1)
     check_int("train_gan: seed", seed)
-    if len(adam_betas) != 2 or not all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in adam_betas):
-        raise ValueError(f"train_gan: adam_betas must be two numbers in [0, 1); got {adam_betas!r}.")
+    for part in ("discriminator", "generator"):  # NaN weights: every loss NaN, and no finite state to go back to
+        if not all_finite(getattr(gan, part).parameters()):
+            raise ValueError(
+                f"train_gan: the GAN's {part} starts with non-finite weights (NaN or inf); build a new one."
+            )
     device = next(gan.parameters()).device
     if x_train.device != device:
         raise ValueError(f"x_train is on {x_train.device} but the GAN is on {device}; move both to the same device.")
-    opt_d = torch.optim.Adam(gan.discriminator.parameters(), lr=lr, betas=adam_betas)
-    opt_g = torch.optim.Adam(gan.generator.parameters(), lr=lr, betas=adam_betas)
-    shuffle = torch.Generator().manual_seed(seed)
-    noise = torch.Generator(device=device).manual_seed(seed + 1)
+    opt_d, opt_g = gan_optimizers(gan, lr)
+    steps = gan_steps(gan, x_train, opt_d, opt_g, num_epochs, batch_size, seed)
     history = History()
     n = len(x_train)
-    gan.train()
     for epoch in progress(range(1, num_epochs + 1), total=num_epochs, desc="GAN epochs", leave=True):
         saved = snapshot(gan, opt_d, opt_g)
         start = time.perf_counter()
         totals = torch.zeros(5, device=device)  # d_loss, g_loss, D(x), D(G(z)), |grad G|, summed over images
-        order = torch.randperm(n, generator=shuffle).to(device)
-        for i in range(0, n, batch_size):
-            x = x_train[order[i : i + batch_size]]
-            z = torch.randn(len(x), gan.latent_dim, generator=noise, device=device)
-            values = (step or gan_step)(gan, x, z, opt_d, opt_g)
+        for first, values in zip(range(0, n, batch_size), steps, strict=False):  # this epoch's steps: range ends first
             batch = torch.stack([*values.values(), _gradient_norm(gan.generator)])
-            totals += batch * len(x)
+            totals += batch * min(batch_size, n - first)
         values = (totals / n).tolist()
         row = {"epoch": float(epoch), "d_loss": values[0], "g_loss": values[1], "d_real": values[2]}
         row.update({"d_fake": values[3], "g_grad_norm": values[4], "seconds": time.perf_counter() - start})
@@ -198,7 +225,6 @@ def train_gan(
             finite = False
         if epoch_end is not None and finite:
             row.update(epoch_end(gan))
-            gan.train()
         history.rows.append(row)
         if not finite:
             break

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aecourse.checks import check_nonnegative, check_posterior, check_same_images
+from aecourse.checks import check_same_images, refuses_a_wrong_posterior
 
 # The definitions between `fmt: off` and `fmt: on` are shown in the chapters that teach them, at the book's 75
 # columns: the chapter's cell and the definition here are one source (tests/test_taught_code.py).
@@ -71,16 +71,17 @@ def denoising_loss(
 
 
 # fmt: off
+@refuses_a_wrong_posterior  # mu and logvar of one batch
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(q(z_j|x) || N(0, 1)) of each latent dimension j of each image,
     (B, latent_dim), for q = N(mu, exp(logvar)) (ch. 3, 5). Closed form
     from Appendix B of Kingma & Welling (2014); sum over j for an image."""
-    check_posterior(mu, logvar)
     return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
 # fmt: on
 
 
 # fmt: off
+@refuses_a_wrong_posterior  # and a beta >= 0
 def vae_loss(
     x_logits: torch.Tensor,
     x: torch.Tensor,
@@ -91,7 +92,6 @@ def vae_loss(
     """-ELBO = E_q[-log p(x|z)] + KL(q(z|x) || p(z)) in nats per image,
     with beta weighing the KL (ch. 3; beta != 1 is the beta-VAE of ch. 5).
     Returns the batch's mean loss and the two terms of every image."""
-    beta = check_nonnegative("beta", beta)  # a weight, never negative
     x = x.reshape(x_logits.shape)  # (B, 1, 28, 28) -> (B, 784)
     reconstruction = bce(x_logits, x, per_image=True, logits=True)
     kl = gaussian_kl(mu, logvar).sum(1)  # (B, latent_dim) -> (B,)

@@ -6,6 +6,8 @@ GAN's networks live with its game in `aecourse.gan`. Images come as (B, 1, 28, 2
 from __future__ import annotations
 
 import copy
+import functools
+import inspect
 
 import numpy as np
 import torch
@@ -23,12 +25,52 @@ def count_parameters(*modules: nn.Module) -> int:
     return sum(p.numel() for module in modules for p in module.parameters())
 
 
+def refuses_an_empty_code(cls: type) -> type:
+    """The door check that a class taught in chapters 1-3 leaves out of its lesson: its code size and layer widths
+    (latent_dim, hidden_dim, channels) must be ints >= 1, refused when the model is built. torch would build empty
+    layers (with a warning) and train a model whose code carries nothing."""
+    init, signature = cls.__init__, inspect.signature(cls.__init__)
+
+    @functools.wraps(init)
+    def checked_init(self, *args, **kwargs) -> None:
+        given = signature.bind(self, *args, **kwargs).arguments  # the defaults are valid sizes
+        for name in ("latent_dim", "hidden_dim", "channels"):
+            if name in given:
+                check_int(f"{cls.__name__}: {name}", given[name], minimum=1)
+        init(self, *args, **kwargs)
+
+    cls.__init__ = checked_init
+    return cls
+
+
+def refuses_what_is_not_images(cls: type) -> type:
+    """The door check that a model taught in chapters 2-3 leaves out of its lesson: `encode` refuses what is not a
+    batch of images (check_images), with an error that says what to do, not one from deep inside a matmul. A DAE's
+    input (`x_noisy`) may leave [0, 1] a little, as the article's unclipped noise does, but not lie on 0..255."""
+    encode = cls.encode
+    noisy = "x_noisy" in inspect.signature(encode).parameters
+
+    @functools.wraps(encode)
+    def checked_encode(self, x: torch.Tensor):
+        check_images(x, self, noisy=noisy)
+        return encode(self, x)
+
+    cls.encode = checked_encode
+    return cls
+
+
 # fmt: off
+@refuses_an_empty_code  # a code of size 0 fails here, not in training
 class Autoencoder(nn.Module):
     """The article's autoencoder, 784-256-d-256-784 (ch. 1). A sigmoid
     output keeps x_hat in [0, 1], as the BCE loss needs."""
 
-    def __init__(self, latent_dim, hidden_dim=256, sigmoid_output=False):
+    def __init__(
+        self,
+        latent_dim: int,
+        hidden_dim: int = 256,
+        sigmoid_output: bool = False,
+    ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.sigmoid_output = sigmoid_output
@@ -48,8 +90,8 @@ class Autoencoder(nn.Module):
         return self.encoder(x.reshape(len(x), 784))  # z: (B, latent_dim)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        x_hat = self.decoder(z)  # (B, 784)
-        return torch.sigmoid(x_hat) if self.sigmoid_output else x_hat
+        logits = self.decoder(z)  # (B, 784): x_hat before any sigmoid
+        return torch.sigmoid(logits) if self.sigmoid_output else logits
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x)).reshape(x.shape)
@@ -57,12 +99,14 @@ class Autoencoder(nn.Module):
 
 
 # fmt: off
+@refuses_an_empty_code  # a code of size 0 fails here, not in training
+@refuses_what_is_not_images  # and 0..255 images at encode
 class DenoisingAutoencoder(nn.Module):
-    """The article's DAE, 784-256-784 (ch. 2). Its code is the hidden
-    layer: the noise, not a bottleneck, keeps it from learning the
-    identity, so it need not compress."""
+    """The article's DAE, 784-256-784 (ch. 2). Its code, the hidden
+    layer, is wider than chapter 1's: its target is the clean image,
+    so copying its input falls short, and it need not compress as hard."""
 
-    def __init__(self, hidden_dim=256):
+    def __init__(self, hidden_dim: int = 256) -> None:
         super().__init__()
         self.hidden_dim = hidden_dim
         self.encoder = nn.Sequential(nn.Linear(784, hidden_dim), nn.ReLU())
@@ -71,7 +115,6 @@ class DenoisingAutoencoder(nn.Module):
         )
 
     def encode(self, x_noisy: torch.Tensor) -> torch.Tensor:
-        check_images(x_noisy, self, noisy=True)  # may leave [0, 1] a bit
         return self.encoder(x_noisy.reshape(len(x_noisy), 784))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -82,38 +125,41 @@ class DenoisingAutoencoder(nn.Module):
 # fmt: on
 
 
+# fmt: off
+@refuses_an_empty_code  # a layer of 0 channels fails here
+@refuses_what_is_not_images  # and 0..255 images at encode
 class ConvDenoisingAutoencoder(nn.Module):
-    """A small convolutional DAE (ch. 2): two strided convs down to 7x7, two transposed convs back, sigmoid out.
-
-    Convolutions share weights across positions, so local noise is removed by local filters.
-    """
+    """A small convolutional DAE (ch. 2): two strided convolutions down
+    to a 7x7 map, two transposed ones back up, a sigmoid out. The same
+    small filters run at every position of the image."""
 
     def __init__(self, channels: int = 32) -> None:
         super().__init__()
-        c = check_int("ConvDenoisingAutoencoder: channels", channels, minimum=1)
-        self.encoder = nn.Sequential(
-            nn.Conv2d(1, c, 3, 2, 1),  # (B, 1, 28, 28) -> (B, c, 14, 14)
+        c = channels  # the first convolution's filters
+        # nn.Conv2d(in_channels, out_channels, kernel, stride, padding)
+        self.encoder = nn.Sequential(  # x_noisy: (B, 1, 28, 28)
+            nn.Conv2d(1, c, 3, 2, 1),  # -> (B, c, 14, 14)
             nn.ReLU(),
-            nn.Conv2d(c, 2 * c, 3, 2, 1),  # (B, c, 14, 14) -> (B, 2c, 7, 7)
+            nn.Conv2d(c, 2 * c, 3, 2, 1),  # -> (B, 2c, 7, 7)
             nn.ReLU(),
         )
-        self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(2 * c, c, 4, 2, 1),  # (B, 2c, 7, 7) -> (B, c, 14, 14)
+        self.decoder = nn.Sequential(  # z: (B, 2c, 7, 7)
+            nn.ConvTranspose2d(2 * c, c, 4, 2, 1),  # -> (B, c, 14, 14)
             nn.ReLU(),
-            nn.ConvTranspose2d(c, 1, 4, 2, 1),  # (B, c, 14, 14) -> (B, 1, 28, 28)
+            nn.ConvTranspose2d(c, 1, 4, 2, 1),  # -> (B, 1, 28, 28)
             nn.Sigmoid(),
         )
 
     def encode(self, x_noisy: torch.Tensor) -> torch.Tensor:
-        """z: a (B, 2c, 7, 7) feature map."""
-        check_images(x_noisy, self, noisy=True)
-        return self.encoder(x_noisy.reshape(len(x_noisy), 1, IMAGE_SIDE, IMAGE_SIDE))  # (B, 784) -> (B, 1, 28, 28)
+        h = x_noisy.reshape(len(x_noisy), 1, 28, 28)  # (B, 1, 28, 28)
+        return self.encoder(h)  # z: a (B, 2c, 7, 7) map of features
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)  # (B, 2c, 7, 7) -> (B, 1, 28, 28)
 
     def forward(self, x_noisy: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x_noisy)).reshape(x_noisy.shape)
+# fmt: on
 
 
 # fmt: off
@@ -126,6 +172,8 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 
 # fmt: off
+@refuses_an_empty_code  # a code of size 0 fails here, not in training
+@refuses_what_is_not_images  # and a wrong batch at encode
 class VAE(nn.Module):
     """The article's MLP VAE, 784-400-20 as in pytorch/examples (ch. 3):
     the encoder gives mu and logvar of q(z|x), the decoder the logits of
@@ -144,7 +192,6 @@ class VAE(nn.Module):
         )
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        check_images(x, self)  # a clear error for a wrong batch
         h = self.encoder(x.reshape(len(x), 784))  # (B, hidden_dim)
         return self.mu_head(h), self.logvar_head(h)  # (B, latent_dim) each
 
@@ -163,7 +210,8 @@ class CroppedConvTranspose2d(nn.ConvTranspose2d):
 
     Same parameters and the same output (up to float rounding). PyTorch does not send a transposed convolution with
     `output_padding` to oneDNN; the profiler shows the stock module on a slower generic path, and the crop keeps the
-    layer on oneDNN. The book's appendix measures the difference (benchmarks/train_step.py).
+    layer on oneDNN. The book's appendix measures the difference (benchmarks/train_step.py). Chapter 5's stored
+    models were trained with it in place of the article's 14 -> 29 layer; they load into either.
     """
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
@@ -179,50 +227,57 @@ class CroppedConvTranspose2d(nn.ConvTranspose2d):
         return cropped.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
-class ConvVAE(nn.Module):
-    """The conv VAE of the article's torchbearer section, with shape comments that hold (ch. 5).
+def reads_image_maps(cls: type) -> type:
+    """The door check and the reshape that chapter 5's conv VAE leaves out of its lesson: `encode` refuses what is not
+    a batch of float images in [0, 1] (check_images) and reads (B, 784) as (B, 1, 28, 28), what convolutions take."""
+    encode = cls.encode
 
-    The article comments `B, 32, 28, 28` after the first conv (it is 29x29: kernel 4, padding 2) and
-    `B, 64, 14, 14` after the first transposed conv (it has 32 channels). Its linear layers `self.mu` and
-    `self.logvar` are `mu_head` and `logvar_head` here, so that `mu` and `logvar` always name tensors. The decoder
-    ends without a sigmoid, as in the article, and is trained with a summed MSE. Its 14 -> 29 layer is a
-    `CroppedConvTranspose2d`: the article's layer, computed on a fast path.
-    """
+    @functools.wraps(encode)
+    def checked_encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        check_images(x, self)
+        return encode(self, x.reshape(len(x), 1, IMAGE_SIDE, IMAGE_SIDE))
 
-    def __init__(self, latent_dim: int = 10) -> None:
+    cls.encode = checked_encode
+    return cls
+
+
+# fmt: off
+@refuses_an_empty_code  # a code of size 0 fails here, not in training
+@reads_image_maps  # a clear error for a batch it cannot read
+class ConvVAE(nn.Module):  # the article's conv VAE (ch. 5)
+    def __init__(self, latent_dim=10):
         super().__init__()
-        self.latent_dim = check_int("ConvVAE: latent_dim", latent_dim, minimum=1)
-        self.encoder = nn.Sequential(
-            nn.Conv2d(1, 32, 4, 1, 2),  # (B, 1, 28, 28) -> (B, 32, 29, 29)
+        self.latent_dim = latent_dim
+        self.encoder = nn.Sequential(  # from x: (B, 1, 28, 28)
+            nn.Conv2d(1, 32, 4, 1, 2),  # (B, 32, 29, 29): not 28x28
             nn.ReLU(True),
-            nn.Conv2d(32, 32, 4, 2, 1),  # (B, 32, 29, 29) -> (B, 32, 14, 14)
+            nn.Conv2d(32, 32, 4, 2, 1),  # (B, 32, 14, 14)
             nn.ReLU(True),
-            nn.Conv2d(32, 64, 4, 2, 1),  # (B, 32, 14, 14) -> (B, 64, 7, 7)
+            nn.Conv2d(32, 64, 4, 2, 1),  # (B, 64, 7, 7)
         )
         self.mu_head = nn.Linear(64 * 7 * 7, latent_dim)
         self.logvar_head = nn.Linear(64 * 7 * 7, latent_dim)
         self.upsample = nn.Linear(latent_dim, 64 * 7 * 7)
-        self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(64, 32, 4, 2, 1),  # (B, 64, 7, 7) -> (B, 32, 14, 14)
+        self.decoder = nn.Sequential(  # from (B, 64, 7, 7)
+            nn.ConvTranspose2d(64, 32, 4, 2, 1),  # (B, 32, 14, 14)
             nn.ReLU(True),
-            CroppedConvTranspose2d(32, 32, 4, 2, 1, 1),  # (B, 32, 14, 14) -> (B, 32, 29, 29)
+            nn.ConvTranspose2d(32, 32, 4, 2, 1, 1),  # (B, 32, 29, 29)
             nn.ReLU(True),
-            nn.ConvTranspose2d(32, 1, 4, 1, 2),  # (B, 32, 29, 29) -> (B, 1, 28, 28)
+            nn.ConvTranspose2d(32, 1, 4, 1, 2),  # (B, 1, 28, 28)
         )
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        check_images(x, self)
-        h = self.encoder(x.reshape(len(x), 1, IMAGE_SIDE, IMAGE_SIDE)).relu()  # (B, 1, 28, 28) -> (B, 64, 7, 7)
-        h = h.flatten(1)  # (B, 64, 7, 7) -> (B, 3136)
-        return self.mu_head(h), self.logvar_head(h)
+    def encode(self, x):
+        h = self.encoder(x).relu().flatten(1)  # (B, 64, 7, 7) -> (B, 3136)
+        return self.mu_head(h), self.logvar_head(h)  # (B, latent_dim) each
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.upsample(z).relu().view(-1, 64, 7, 7)  # (B, latent_dim) -> (B, 3136) -> (B, 64, 7, 7)
-        return self.decoder(h)  # (B, 64, 7, 7) -> (B, 1, 28, 28)
+    def decode(self, z):  # z -> (B, 3136), viewed as (B, 64, 7, 7)
+        return self.decoder(self.upsample(z).relu().view(-1, 64, 7, 7))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, x):
         mu, logvar = self.encode(x)
-        return self.decode(reparameterize(mu, logvar)).reshape(x.shape), mu, logvar
+        z = reparameterize(mu, logvar)  # (B, latent_dim)
+        return self.decode(z).reshape(x.shape), mu, logvar
+# fmt: on
 
 
 def _numpy_rows(x: torch.Tensor) -> np.ndarray:

@@ -110,10 +110,10 @@ def image_grid(
             ax.axis("off")
         else:
             xlabel, xs, ylabel, ys = axes
-            every = max(1, len(xs) // 5)  # about five labelled ticks per axis
+            every = next(e for e in range(len(xs) // 8 + 1, len(xs) + 1) if (len(xs) - 1) % e == 0)  # ends labelled
             columns, rows = range(0, len(xs), every), range(0, len(ys), every)
-            ax.set_xticks([28 * c + 13.5 for c in columns], [f"{xs[c]:.2g}" for c in columns])  # cell centres
-            ax.set_yticks([28 * r + 13.5 for r in rows], [f"{ys[r]:.2g}" for r in rows])
+            ax.set_xticks([28 * c + 13.5 for c in columns], [f"{xs[c]:.2f}" for c in columns])  # cell centres
+            ax.set_yticks([28 * r + 13.5 for r in rows], [f"{ys[r]:.2f}" for r in rows])
             ax.set_xlabel(xlabel)
             ax.set_ylabel(ylabel)
         if title:

@@ -125,23 +125,33 @@ def train_epoch(
 ) -> dict[str, float]:
     """One pass over the training images in a random order (ch. 1): per
     batch, the forward pass and the loss, the gradients, one step.
-    Returns the epoch's mean loss and the mean of each logged term."""
+    Returns the epoch's mean loss as a row of the run's history."""
     model.train()
     order = torch.randperm(len(x_train), generator=generator)
     order = order.to(x_train.device)
-    totals = {}
+    total = 0.0
     for start in range(0, len(x_train), batch_size):
         x = x_train[order[start : start + batch_size]]  # (B, 1, 28, 28)
-        out = loss_fn(model, x)  # the forward pass and the loss
-        loss, logged = out if isinstance(out, tuple) else (out, {})
+        loss = loss_fn(model, x)  # the forward pass and the loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()  # the gradient of the loss for every weight
         check_step(loss, optimizer)  # stop before a NaN reaches a weight
         optimizer.step()  # one Adam update of every weight
-        for name, value in {"loss": loss, **logged}.items():
-            totals[name] = totals.get(name, 0.0) + value.detach() * len(x)
-    return {name: float(t) / len(x_train) for name, t in totals.items()}
+        total += loss.detach() * len(x)  # the last batch may be short
+    return {"loss": float(total) / len(x_train)}
 # fmt: on
+
+
+def _logging(loss_fn: LossFn, totals: dict[str, Any]) -> LossFn:
+    """loss_fn for train_epoch, which takes the loss alone: the terms that a loss logs beside it (ch. 3's VAE returns
+    `loss, {"kl": ...}`) are summed into `totals`, each weighted by its batch's size."""
+
+    def loss_alone(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        loss, logged = out if isinstance(out := loss_fn(model, x), tuple) else (out, {})
+        totals.update({name: totals.get(name, 0.0) + value.detach() * len(x) for name, value in logged.items()})
+        return loss
+
+    return loss_alone
 
 
 def _described(x: object) -> str:
@@ -256,14 +266,17 @@ def fit(
     generator = torch.Generator().manual_seed(seed)
     history = History()
     for epoch in progress(range(1, num_epochs + 1), total=num_epochs, desc="epochs", leave=True):
-        start = time.perf_counter()
+        start, logged = time.perf_counter(), {}
         train = guarded_epoch(
             epoch,
             model,
             [optimizer],
-            lambda: train_epoch(model, optimizer, train_loss_fn, x_train, batch_size=batch_size, generator=generator),
+            lambda logged=logged: train_epoch(
+                model, optimizer, _logging(train_loss_fn, logged), x_train, batch_size=batch_size, generator=generator
+            ),
             history,
         )
+        train |= {name: float(t) / len(x_train) for name, t in logged.items()}  # the logged terms' epoch means
         row = {"epoch": float(epoch)} | {f"train_{name}": value for name, value in train.items()}
         row["seconds"] = time.perf_counter() - start
         if x_test is not None:

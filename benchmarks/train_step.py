@@ -18,19 +18,20 @@ import torch
 from torch import nn
 
 from aecourse.losses import gaussian_kl, mse
-from aecourse.models import ConvVAE
+from aecourse.models import ConvVAE, CroppedConvTranspose2d
 from aecourse.runtime import native_bfloat16, set_seed
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def conv_vae(stock_layer: bool) -> ConvVAE:
-    """The chapter 5 VAE; `stock_layer` puts back the article's nn.ConvTranspose2d for the 14 -> 29 layer."""
+    """The chapter 5 VAE, with the article's nn.ConvTranspose2d for the 14 -> 29 layer (`stock_layer`) or, with the
+    same weights, the CroppedConvTranspose2d its stored models were trained with."""
     model = ConvVAE(latent_dim=10)
-    if stock_layer:
-        stock = nn.ConvTranspose2d(32, 32, 4, 2, 1, 1)
-        stock.load_state_dict(model.decoder[2].state_dict())
-        model.decoder[2] = stock
+    if not stock_layer:
+        cropped = CroppedConvTranspose2d(32, 32, 4, 2, 1, 1)
+        cropped.load_state_dict(model.decoder[2].state_dict())
+        model.decoder[2] = cropped
     return model
 
 

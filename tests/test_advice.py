@@ -171,8 +171,8 @@ def test_every_stored_checkpoint_names_a_command_that_trains_it(name):
 
 
 def test_the_classifier_command_is_one_the_tool_and_make_accept(tmp_path, monkeypatch):
-    from aecourse.classifier import pretrained_classifier
     from aecourse.data import FashionMNIST
+    from aecourse.evidence.classifier import pretrained_classifier
 
     monkeypatch.delenv(RETRAIN_ENV, raising=False)
     tiny = FashionMNIST(X, torch.zeros(12, dtype=torch.long), X, torch.zeros(12, dtype=torch.long), tmp_path)

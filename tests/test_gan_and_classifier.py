@@ -12,27 +12,28 @@ import pytest
 import torch
 from torch import nn
 
-from aecourse import classifier as clf
 from aecourse.checkpoints import CheckpointError
 from aecourse.data import FashionMNIST
+from aecourse.evidence import classifier as clf
+from aecourse.evidence.ch4 import (
+    class_histogram,
+    distance_from_uniform,
+    divergence,
+    edge_energy,
+    generator_gradient_norms,
+    gradient_norm,
+    interpolation_steps,
+    jump_ratio,
+    missing_classes,
+    sampling_seconds,
+)
 from aecourse.evidence.metrics import frechet_distance
 from aecourse.gan import GAN, discriminator_loss, generator_loss, train_gan
 from aecourse.inference import generate, interpolate
 from aecourse.runtime import RETRAIN_ENV
 from tools import train_checkpoints
-from tools.notebook_cells import definitions
 
-# Chapter 4 keeps its own measurements in a cell of its notebook (the book's bookkeeping); they are tested here.
-CHAPTER_4 = Path(__file__).resolve().parents[1] / "book" / "04_vae_vs_gan.ipynb"
-MEASURES = definitions(CHAPTER_4, "class_histogram", "generator_gradient_norms", generator_loss=generator_loss)
-class_histogram, distance_from_uniform = MEASURES["class_histogram"], MEASURES["distance_from_uniform"]
-divergence, missing_classes, sampling_seconds = (
-    MEASURES["divergence"],
-    MEASURES["missing_classes"],
-    MEASURES["sampling_seconds"],
-)
-interpolation_steps, jump_ratio = MEASURES["interpolation_steps"], MEASURES["jump_ratio"]
-edge_energy, generator_gradient_norms = MEASURES["edge_energy"], MEASURES["generator_gradient_norms"]
+# Chapter 4's measurements live in its evidence module (aecourse/evidence/ch4.py); they are tested here.
 
 
 def gaussian_frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
@@ -338,8 +339,6 @@ def test_gradient_norm_of_a_part_without_updating():
     from aecourse.losses import vae_batch_loss
     from aecourse.models import VAE
 
-    gradient_norm = MEASURES["gradient_norm"]
-
     torch.manual_seed(0)
     vae = VAE(latent_dim=4, hidden_dim=16)
     before = [p.detach().clone() for p in vae.parameters()]
@@ -366,3 +365,53 @@ def test_discriminator_dropout_acts_in_training_only_and_is_checked():
     for bad in (-0.1, 1.0):
         with pytest.raises(ValueError, match=r"in \[0, 1\)"):
             GAN(latent_dim=4, hidden_dim=8, dropout=bad)
+
+
+def test_train_gan_refuses_a_gan_that_starts_non_finite():
+    """The door check: a discriminator (or generator) with a NaN or inf weight would make every loss NaN, and no
+    epoch could be undone to a finite state; train_gan says so before the first step."""
+    x = _tiny_data(64).x_train
+    for part, value in (("discriminator", float("nan")), ("discriminator", float("inf")), ("generator", float("nan"))):
+        torch.manual_seed(0)
+        gan = GAN(latent_dim=4, hidden_dim=16)
+        with torch.no_grad():
+            getattr(gan, part).net[0].weight[0, 0] = value
+        with pytest.raises(ValueError, match=f"the GAN's {part} starts with non-finite weights"):
+            train_gan(gan, x, num_epochs=1)
+        assert not torch.isfinite(getattr(gan, part).net[0].weight).all(), "nothing was trained or changed"
+
+
+def test_train_gan_trains_exactly_as_the_loop_it_wraps():
+    """train_gan runs chapter 4's loop (gan_optimizers, gan_steps) with its guards around it: the same weights as a
+    plain run of the loop, and as a loop written out by hand with the streams the stored GANs were trained with (the
+    shuffle from a generator seeded `seed`, z from one seeded `seed + 1`, drawn batch by batch after the shuffle)."""
+    from aecourse.gan import gan_optimizers, gan_step, gan_steps
+
+    x = torch.rand(200, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+
+    def fresh() -> GAN:
+        torch.manual_seed(5)
+        return GAN(latent_dim=4, hidden_dim=16, dropout=0.3)
+
+    wrapped = fresh()
+    torch.manual_seed(9)  # the stream dropout draws from
+    train_gan(wrapped, x, num_epochs=2, batch_size=64, lr=1e-3, seed=3)
+    looped = fresh()
+    torch.manual_seed(9)
+    opt_d, opt_g = gan_optimizers(looped, 1e-3)
+    for _ in gan_steps(looped, x, opt_d, opt_g, 2, 64, 3):
+        pass
+    by_hand = fresh()
+    torch.manual_seed(9)
+    opt_d = torch.optim.Adam(by_hand.discriminator.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    opt_g = torch.optim.Adam(by_hand.generator.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    shuffle, noise = torch.Generator().manual_seed(3), torch.Generator().manual_seed(4)
+    by_hand.train()
+    for _ in range(2):
+        order = torch.randperm(200, generator=shuffle)
+        for i in range(0, 200, 64):
+            batch = x[order[i : i + 64]]
+            gan_step(by_hand, batch, torch.randn(len(batch), 4, generator=noise), opt_d, opt_g)
+    states = (m.state_dict().values() for m in (wrapped, looped, by_hand))
+    for a, b, c in zip(*states, strict=True):
+        assert torch.equal(a, b) and torch.equal(a, c)

@@ -3,12 +3,11 @@ against closed forms and library code."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
 from aecourse.data import binarize
+from aecourse.evidence.ch3 import elbo_per_image, importance_weighted_curve, iwae_bound
 from aecourse.evidence.metrics import active_units
 from aecourse.inference import (
     decode,
@@ -18,15 +17,8 @@ from aecourse.inference import (
     posterior,
     reconstruct,
 )
-from aecourse.losses import gaussian_kl, vae_batch_loss, vae_loss
+from aecourse.losses import gaussian_kl, vae_batch_loss
 from aecourse.models import VAE, Autoencoder
-from tools.notebook_cells import definitions
-
-# Chapter 3's own measurements, as the chapter defines them (a cell of its notebook)
-CHAPTER_3 = Path(__file__).resolve().parents[1] / "book" / "03_vae.ipynb"
-IWAE = definitions(CHAPTER_3, "iwae_bound", "importance_weighted_curve")
-iwae_bound, importance_weighted_curve = IWAE["iwae_bound"], IWAE["importance_weighted_curve"]
-elbo_per_image = definitions(CHAPTER_3, "elbo_per_image", vae_loss=vae_loss)["elbo_per_image"]
 
 
 class Identity(torch.nn.Module):

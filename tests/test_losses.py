@@ -3,16 +3,15 @@ log-likelihood has a closed form (probabilistic PCA, Tipping & Bishop 1999)."""
 
 from __future__ import annotations
 
-import functools
 import math
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.distributions import MultivariateNormal, Normal, kl_divergence
+from torch.distributions import Normal, kl_divergence
 
+from aecourse.evidence.ch3 import iwae_bound  # chapter 3's importance-weighted bound
 from aecourse.losses import (
     bce,
     denoising_loss,
@@ -23,11 +22,6 @@ from aecourse.losses import (
     vae_loss,
 )
 from aecourse.models import VAE
-from tools.notebook_cells import definitions
-
-# Chapter 3's importance-weighted bound, as the chapter defines it (a cell of its notebook)
-CHAPTER_3 = Path(__file__).resolve().parents[1] / "book" / "03_vae.ipynb"
-iwae_bound = definitions(CHAPTER_3, "iwae_bound", vae_loss=vae_loss)["iwae_bound"]
 
 
 def test_gaussian_kl_matches_torch_distributions():
@@ -114,61 +108,6 @@ def test_vae_loss_weighs_the_kl_by_beta_and_returns_the_terms_of_every_image():
     torch.testing.assert_close(reconstruction, bce(x_logits, x.flatten(1), per_image=True, logits=True))
     torch.testing.assert_close(kl, gaussian_kl(mu, logvar).sum(1))
     torch.testing.assert_close(loss, reconstruction.mean() + 4.0 * kl.mean())
-
-
-class LinearGaussianVAE(nn.Module):
-    """p(z) = N(0, I), p(x|z) = N(W z + b, s^2 I), q(z|x) = N(A x + c, diag(exp(logvar))): log p(x) is exact."""
-
-    def __init__(self, data_dim: int = 6, latent_dim: int = 2, noise_std: float = 0.5) -> None:
-        super().__init__()
-        generator = torch.Generator().manual_seed(0)
-        self.latent_dim = latent_dim
-        self.W = torch.randn(data_dim, latent_dim, generator=generator)
-        self.b = torch.randn(data_dim, generator=generator)
-        self.noise_std = noise_std
-        # a deliberately imperfect encoder: near the true posterior mean, with a wrong variance
-        covariance = self.W.T @ self.W / noise_std**2 + torch.eye(latent_dim)
-        self.A = torch.linalg.solve(covariance, self.W.T / noise_std**2) * 0.9
-        self.logvar = torch.full((latent_dim,), -1.0)
-
-    def encode(self, x):
-        mu = (x - self.b) @ self.A.T
-        return mu, self.logvar.expand_as(mu)
-
-    def log_px_given_z(self, x, z):
-        mean = z @ self.W.T + self.b
-        return Normal(mean, self.noise_std).log_prob(x.expand_as(mean)).sum(-1)
-
-    def elbo(self, x):
-        """A one-sample ELBO per image: log p(x|z) - KL(q(z|x) || p(z)), z ~ q(z|x)."""
-        mu, logvar = self.encode(x)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        return self.log_px_given_z(x, z) - gaussian_kl(mu, logvar).sum(1)
-
-    def exact_log_px(self, x):
-        covariance = self.W @ self.W.T + self.noise_std**2 * torch.eye(len(self.b))
-        return MultivariateNormal(self.b, covariance).log_prob(x)
-
-
-def _gaussian_log_px(model, x, z):
-    return model.log_px_given_z(x, z)
-
-
-def test_iwae_bound_is_between_the_elbo_and_the_exact_log_likelihood():
-    torch.manual_seed(0)
-    model = LinearGaussianVAE()
-    x = torch.randn(64, 2) @ model.W.T + model.b + 0.5 * torch.randn(64, 6)
-    exact = model.exact_log_px(x).mean()
-    elbo = torch.stack([model.elbo(x).mean() for _ in range(200)]).mean()
-    bound = functools.partial(iwae_bound, model, x, log_px_given_z=_gaussian_log_px)
-    bounds = {k: float(bound(k, chunk=500).mean()) for k in (10, 100, 5000)}
-    bounds[1] = float(torch.stack([bound(1).mean() for _ in range(200)]).mean())
-    assert abs(bounds[1] - float(elbo)) < 0.3  # k = 1 is the ELBO (both are Monte Carlo averages here)
-    assert float(elbo) < bounds[10] < bounds[100] <= float(exact) + 0.01
-    assert bounds[5000] <= float(exact) + 0.01
-    gaps = [float(exact) - bounds[k] for k in (1, 10, 100, 5000)]
-    assert gaps[0] > 1.0 and gaps[1] < gaps[0] / 5 and gaps[2] < gaps[1] / 5  # the gap closes as k grows
-    assert abs(gaps[3]) < 0.01
 
 
 def test_iwae_grows_with_k_on_a_fixed_vae():

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -16,10 +14,6 @@ from aecourse.models import (
     DenoisingAutoencoder,
     reparameterize,
 )
-from tools.notebook_cells import definitions
-
-CHAPTER_3 = Path(__file__).resolve().parents[1] / "book" / "03_vae.ipynb"
-bernoulli_log_px = definitions(CHAPTER_3, "bernoulli_log_px")["bernoulli_log_px"]  # chapter 3's IWAE likelihood
 
 
 @pytest.fixture
@@ -59,7 +53,41 @@ def test_vae_shapes_and_interface(images):
     assert decoded.shape == (5, 784) and 0 <= float(decoded.min()) <= float(decoded.max()) <= 1
     x_logits, mu2, logvar2 = model(images)
     assert x_logits.shape == (5, 784) and mu2.shape == (5, 20) and float(x_logits.detach().min()) < 0  # logits
-    assert bernoulli_log_px(model, images, torch.randn(3, 5, 20)).shape == (3, 5)
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (lambda: VAE(latent_dim=0), r"VAE: latent_dim must be an int >= 1; got 0"),
+        (lambda: VAE(0), r"VAE: latent_dim must be an int >= 1; got 0"),
+        (lambda: VAE(20, hidden_dim=0), r"VAE: hidden_dim must be an int >= 1; got 0"),
+        (lambda: Autoencoder(0), r"Autoencoder: latent_dim must be an int >= 1; got 0"),
+        (lambda: DenoisingAutoencoder(hidden_dim=0), r"DenoisingAutoencoder: hidden_dim must be an int >= 1; got 0"),
+        (lambda: ConvVAE(latent_dim=0), r"latent_dim.* got 0"),
+    ],
+    ids=["vae", "vae-positional", "vae-hidden", "ae", "dae", "conv-vae"],
+)
+def test_a_code_of_size_0_is_refused_when_the_model_is_built(build, match):
+    """The door check the taught classes leave out of their lesson: torch alone would build empty layers, with a
+    warning, and train a model whose code carries nothing."""
+    with pytest.raises(ValueError, match=match):
+        build()
+    with pytest.raises(TypeError, match=r"VAE: latent_dim must be an int >= 1; got 2.5"):
+        VAE(latent_dim=2.5)
+    model = VAE(3, hidden_dim=8)  # a valid size builds the same layers as before, with the same names
+    assert [(k, tuple(v.shape)) for k, v in model.state_dict().items()] == [
+        ("encoder.0.weight", (8, 784)),
+        ("encoder.0.bias", (8,)),
+        ("mu_head.weight", (3, 8)),
+        ("mu_head.bias", (3,)),
+        ("logvar_head.weight", (3, 8)),
+        ("logvar_head.bias", (3,)),
+        ("decoder.0.weight", (8, 3)),
+        ("decoder.0.bias", (8,)),
+        ("decoder.2.weight", (784, 8)),
+        ("decoder.2.bias", (784,)),
+    ]
+    assert VAE.__init__.__name__ == "__init__" and model.latent_dim == 3
 
 
 def test_gradients_flow_through_the_reparameterization():
@@ -160,7 +188,7 @@ def test_denoising_autoencoders_accept_noisy_inputs_but_not_0_to_255_images(mode
 
 
 def test_the_classifier_refuses_0_to_255_images():
-    from aecourse.classifier import FashionClassifier
+    from aecourse.evidence.classifier import FashionClassifier
 
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         FashionClassifier()(255 * torch.rand(2, 1, 28, 28))

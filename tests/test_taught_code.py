@@ -31,8 +31,16 @@ TAUGHT = {
         "ConvDenoisingAutoencoder",
     ],
     "03_vae": ["reparameterize", "VAE", "gaussian_kl", "vae_loss", "vae_batch_loss"],
-    "04_vae_vs_gan": ["Generator", "Discriminator", "discriminator_loss", "generator_loss", "gan_step"],
-    "05_beta_vae_torchbearer": ["ConvVAE", "StateVAE", "beta_kl"],
+    "04_vae_vs_gan": [
+        "Generator",
+        "Discriminator",
+        "discriminator_loss",
+        "generator_loss",
+        "gan_step",
+        "gan_optimizers",
+        "gan_steps",
+    ],
+    "05_beta_vae_torchbearer": ["ConvVAE", "StateVAE", "squared_error", "beta_kl"],
 }
 
 

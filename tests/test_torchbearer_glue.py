@@ -14,6 +14,7 @@ from aecourse.tb import (
     MU,
     DistortionMetric,
     KLMetric,
+    MixedPrecisionStateVAE,
     ReconstructionProgress,
     StateVAE,
     beta_kl,
@@ -46,7 +47,12 @@ def test_state_vae_fills_state_and_decodes_the_mean_in_eval() -> None:
     assert state[MU].shape == state[LOGVAR].shape == (5, 4)
     mu, _ = vae.encode(x)
     torch.testing.assert_close(x_hat, vae.decode(mu).reshape(x.shape))
-    torch.testing.assert_close(model(x), x_hat)  # deterministic without a state, too
+    torch.testing.assert_close(model(x), x_hat)  # called without a state, unlike the article's forward
+    sampled = StateVAE(vae, sample_in_eval=True).eval()
+    torch.manual_seed(1)
+    first = sampled(x)
+    torch.manual_seed(2)
+    assert not torch.allclose(first, sampled(x)), "sample_in_eval must sample z in eval mode too"
     model.train()
     torch.manual_seed(1)
     first = model(x)
@@ -127,8 +133,10 @@ def test_mixed_precision_state_vae_computes_in_bfloat16_and_hands_out_float32() 
     vae = ConvVAE(latent_dim=4)
     x = _images(8)
     state: dict = {}
-    x_hat = StateVAE(vae, mixed_precision=True).eval()(x, state=state)
+    x_hat = MixedPrecisionStateVAE(vae).eval()(x, state=state)
     assert x_hat.dtype == state[MU].dtype == state[LOGVAR].dtype == torch.float32  # the loss sums in float32
+    with torch.autocast("cpu", torch.bfloat16):  # the taught wrapper, in the same autocast: the same numbers
+        torch.testing.assert_close(x_hat, StateVAE(vae).eval()(x).float(), rtol=0, atol=0)
     exact = StateVAE(vae).eval()(x)
     difference = float((x_hat - exact).detach().abs().max())
     assert 0 < difference < 0.05, "bfloat16 rounds (a difference), but only in the third significant digit"
@@ -138,4 +146,4 @@ def test_mixed_precision_state_vae_computes_in_bfloat16_and_hands_out_float32() 
 def test_mixed_precision_state_vae_is_refused_without_hardware_bfloat16(monkeypatch) -> None:
     monkeypatch.setattr("aecourse.runtime.native_bfloat16", lambda device: False)
     with pytest.raises(ValueError, match="no hardware bfloat16"):
-        StateVAE(ConvVAE(latent_dim=4), mixed_precision=True)(_images(2))
+        MixedPrecisionStateVAE(ConvVAE(latent_dim=4))(_images(2))

@@ -20,9 +20,7 @@ import hashlib
 import inspect
 import json
 import shutil
-import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
@@ -90,7 +88,8 @@ def chapter_config(notebook: Path) -> dict:
             "(its defaults) from there to refuse stale checkpoints."
         )
     namespace = {"dataclass": dataclasses.dataclass, "field": dataclasses.field, "ClassVar": ClassVar}
-    exec(compile(ast.Module([classes[0]], type_ignores=[]), str(notebook), "exec"), namespace)  # noqa: S102
+    # dont_inherit: this module's `from __future__ import annotations` would make `compared: ClassVar` a field
+    exec(compile(ast.Module([classes[0]], type_ignores=[]), str(notebook), "exec", dont_inherit=True), namespace)  # noqa: S102
     return training_config(namespace["Config"]())
 
 
@@ -230,7 +229,7 @@ def _replace_dir(fresh: Path, target: Path) -> None:
 
 def fetch_runtime(out: Path) -> bool:
     """Copy onnxruntime-web's wasm build into out/static/explorer/ort, fetching the pinned release with
-    `npm pack` into .cache/ once; True if copied."""
+    from the npm registry into .cache/ once; True if copied."""
     target = out / "static" / "explorer" / "ort"
     version = target / "VERSION"
     if version.is_file() and version.read_text().strip() == ORT_WEB_VERSION:
@@ -245,28 +244,18 @@ def fetch_runtime(out: Path) -> bool:
 
 
 def _npm_pack(dest: Path) -> None:
-    package = f"onnxruntime-web@{ORT_WEB_VERSION}"
-    npm = shutil.which("npm")
-    if npm is None:
+    """onnxruntime-web's files of ORT_FILES, from the pinned tarball of the npm registry (no npm needed)."""
+    from tools.npm_tarball import PINNED, download, unpack
+
+    if PINNED["onnxruntime-web"][0] != ORT_WEB_VERSION:
         raise RuntimeError(
-            f"the explorer page needs {package} from the npm registry, and npm is not installed. Install Node.js "
-            f"(e.g. `apt-get install npm`), or put {', '.join(ORT_FILES)} from that package's dist/ in {dest}."
+            f"tools/npm_tarball.py pins onnxruntime-web {PINNED['onnxruntime-web'][0]}, not {ORT_WEB_VERSION}."
         )
     with tempfile.TemporaryDirectory() as tmp:
-        result = subprocess.run([npm, "pack", "-q", package], cwd=tmp, capture_output=True, text=True)
-        tarballs = list(Path(tmp).glob("*.tgz"))
-        if result.returncode != 0 or len(tarballs) != 1:
-            raise RuntimeError(
-                f"`npm pack {package}` failed ({result.stderr.strip()[-500:]}). Check that the npm registry is "
-                f"reachable, or put {', '.join(ORT_FILES)} from that package's dist/ in {dest}."
-            )
+        unpack(download("onnxruntime-web"), Path(tmp) / "ort", members=tuple(f"dist/{name}" for name in ORT_FILES))
         dest.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(tarballs[0]) as tar:
-            for name in ORT_FILES:
-                member = tar.extractfile(f"package/dist/{name}")
-                if member is None:
-                    raise RuntimeError(f"{package} has no dist/{name}; the pinned version and ORT_FILES disagree.")
-                (dest / name).write_bytes(member.read())
+        for name in ORT_FILES:
+            shutil.copy2(Path(tmp) / "ort" / "dist" / name, dest / name)
 
 
 def usable_out(out: Path) -> Path:

@@ -54,7 +54,8 @@ from aecourse.checkpoints import (  # noqa: E402
     training_config,  # noqa: E402
 )
 from aecourse.checks import check_int, check_positive  # noqa: E402
-from aecourse.classifier import (  # noqa: E402
+from aecourse.data import FashionMNIST, load_fashion_mnist  # noqa: E402
+from aecourse.evidence.classifier import (  # noqa: E402
     CHECKPOINT,
     MIN_ACCURACY,
     ClassifierSettings,
@@ -62,7 +63,6 @@ from aecourse.classifier import (  # noqa: E402
     initial_classifier,
     pretrained_classifier,
 )
-from aecourse.data import FashionMNIST, load_fashion_mnist  # noqa: E402
 from aecourse.runtime import pick_device  # noqa: E402
 from aecourse.train import History, guarded_epoch, train_epoch  # noqa: E402
 from tools.execute_notebooks import KernelSetupError, execute  # noqa: E402

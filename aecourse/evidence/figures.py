@@ -1,6 +1,6 @@
-"""The charts of the book's evidence: training curves, (x, y) curves, scatter, panels, bars and the rate-distortion
-plot. Curves differ by marker and line style as well as colour, legends sit outside the data, and every figure keeps
-the page's floors (aecourse.plot.finish).
+"""The charts of the book's evidence: training curves, (x, y) curves, scatter, panels and bars (chapter 5 draws its
+rate-distortion plot itself). Curves differ by marker and line style as well as colour, legends sit outside the
+data, and every figure keeps the page's floors (aecourse.plot.finish).
 """
 
 from __future__ import annotations
@@ -44,23 +44,6 @@ def plot_curves(
     """Line plot of named curves against epoch 1..n (train/test losses, KL, ...)."""
     xy = {name: (list(range(1, len(values) + 1)), values) for name, values in curves.items()}
     return plot_xy(xy, xlabel=xlabel, ylabel=ylabel, title=title)
-
-
-def rate_distortion(
-    rate: Sequence[float], distortion: Sequence[float], labels: Sequence[str], *, title: str | None = None
-) -> Figure:
-    """Rate (KL, nats) against distortion (squared error per image), one labelled point per model (ch. 5)."""
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(6.0, 4.0))
-        ax.plot(rate, distortion, marker="o", linestyle=":")
-        for r, d, label in zip(rate, distortion, labels, strict=True):
-            ax.annotate(label, (r, d), textcoords="offset points", xytext=(6, 6))
-        ax.set_xlabel("rate: KL(q(z|x) || p(z)) [nats]")
-        ax.set_ylabel("distortion: ||x - x_hat||^2")
-        if title:
-            ax.set_title(title)
-        ax.grid(alpha=0.3)
-        return finish(fig)
 
 
 def latent_scatter(

@@ -58,9 +58,9 @@ def _rows(x: torch.Tensor) -> np.ndarray:
 def linear_probe_accuracy(
     features_train: torch.Tensor, y_train: torch.Tensor, features_test: torch.Tensor, y_test: torch.Tensor
 ) -> float:
-    """Test accuracy of a linear classifier on standardised fixed features (ch. 1): scikit-learn's RidgeClassifier,
-    a least-squares fit to the one-hot labels. It is solved exactly, so every feature set gets a converged probe;
-    a logistic regression on the 784 raw pixels needs minutes of iterations on two cores to converge.
+    """Test accuracy of a linear classifier on standardised fixed features, chapter 1's probe: scikit-learn's
+    RidgeClassifier, a least-squares fit to the one-hot labels. It is solved exactly, so every feature set gets a
+    converged probe; a logistic regression on the 784 raw pixels needs minutes of iterations on two cores to converge.
     """
     from sklearn.linear_model import RidgeClassifier
     from sklearn.preprocessing import StandardScaler
@@ -102,7 +102,7 @@ class ClassifierFeatures(nn.Module):
         ):
             raise TypeError(
                 f"ClassifierFeatures needs a classifier with a features(x) method and an int num_features (as "
-                f"aecourse.classifier.FashionClassifier has); got {type(classifier).__name__}."
+                f"aecourse.evidence.classifier.FashionClassifier has); got {type(classifier).__name__}."
             )
         self.classifier = classifier
         self.num_features = int(classifier.num_features)  # spares torchmetrics a probe with a 299x299 image
@@ -119,7 +119,7 @@ def frechet_distance(
     2017; ch. 3, 4): ||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 (S_r S_f)^(1/2)).
 
     Computed by torchmetrics' FrechetInceptionDistance with `feature_extractor` in place of Inception: a classifier
-    with a `features` method (aecourse.classifier) or any module mapping a batch to (B, D). 0 for identical
+    with a `features` method (aecourse.evidence.classifier) or any module mapping a batch to (B, D). 0 for identical
     feature statistics; lower is closer.
     """
     from torchmetrics.image.fid import FrechetInceptionDistance

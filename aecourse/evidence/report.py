@@ -50,11 +50,13 @@ def _column(cells: list[Any], spec: str) -> list[str]:
 
 @dataclasses.dataclass
 class Table:
-    """Rows (column name -> value) as an HTML table in a notebook, aligned text elsewhere; floats by `formats`."""
+    """Rows (column name -> value) as an HTML table in a notebook, aligned text elsewhere; floats by `formats`; a
+    `caption` says what the table shows, above it (the HTML's <caption>)."""
 
     rows: Sequence[Mapping[str, Any]]
     formats: Mapping[str, str] = dataclasses.field(default_factory=dict)
     default: str = ".3g"
+    caption: str = ""
 
     def _cells(self) -> tuple[list[str], list[list[str]]]:
         keys = dict.fromkeys(key for row in self.rows for key in row)  # a column with no value (NaN != NaN) is left out
@@ -66,7 +68,8 @@ class Table:
         columns, cells = self._cells()
         head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
         body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>" for row in cells)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        caption = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
+        return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
     def markdown(self) -> str:
         """The table in Markdown, for a folded evidence block ({glue:md}): the HTML book and Colab both render it."""
@@ -80,7 +83,8 @@ class Table:
     def __repr__(self) -> str:
         columns, cells = self._cells()
         widths = [max(map(len, column)) for column in zip(columns, *cells, strict=True)]
-        return "\n".join("  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)) for row in [columns, *cells])
+        lines = ["  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)) for row in [columns, *cells]]
+        return "\n".join([self.caption] * bool(self.caption) + lines)
 
 
 table = Table  # table(rows, formats={...}): what the chapters call
@@ -108,8 +112,8 @@ def glued_text(value: Any, fmt: str | None = None) -> str:
 def glue(name: str, value: Any, fmt: str | None = None, *, markdown: bool = False) -> None:
     """Bind a number, word or sentence of a chapter to `name` for its prose ({glue:text}`name`, or {glue:md}`name`
     with `markdown=True`), stored as the text the page shows (`glued_text`). The book's pages paste it; in Jupyter
-    and on Colab the cell's output shows `name: text`, so a reader who reruns a cell sees the number the prose
-    quotes."""
+    and on Colab the cell's output shows `name: text` (Markdown rendered), so a reader who reruns a cell sees the
+    number the prose quotes."""
     text = glued_text(value, fmt)
     shown = f"{name}: {text}"
     try:
@@ -124,7 +128,10 @@ def glue(name: str, value: Any, fmt: str | None = None, *, markdown: bool = Fals
     data = {GLUE_PREFIX + "text/plain": repr(text)}
     if markdown:
         data[GLUE_PREFIX + "text/markdown"] = text
-    data["text/plain"] = shown  # not a record: what a notebook shows (myst-nb leaves the output off the page)
+    # not records: what a notebook shows, a table rendered (myst-nb leaves the whole output off the page)
+    data["text/plain"] = shown
+    if markdown:
+        data["text/markdown"] = text
     display(data, raw=True, metadata={"scrapbook": {"name": name, "mime_prefix": GLUE_PREFIX}})
 
 

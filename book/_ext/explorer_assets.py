@@ -1,9 +1,9 @@
 """Sphinx extension: build the latent explorer's assets at every HTML build and ship them with the book.
 
 Runs tools/export_explorer.py (ONNX decoders and their JSON, re-exported only when the weights or the code changed;
-onnxruntime-web's wasm build from the npm registry, fetched once into .cache/), then copies its output and
-book/_static/explorer/ (the page's script and style) into _static/explorer/. The script and style are added to
-the explorer page only.
+onnxruntime-web's wasm build from the npm registry's pinned tarball, fetched once into .cache/), then copies its
+output and book/_static/explorer/ (the page's script and style) into _static/explorer/. The script and style are
+added to the explorer page only.
 """
 
 from __future__ import annotations

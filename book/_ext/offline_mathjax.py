@@ -1,7 +1,8 @@
 """Sphinx extension: ship MathJax with the book when a local copy is given, so pages render offline.
 
-`make book` fetches MathJax 3 from the npm registry into .cache/ when npm is there and points
-AECOURSE_MATHJAX_DIR at its `es5` folder; without it the book loads MathJax from Sphinx's default CDN.
+`make book` fetches MathJax 3's pinned tarball from the npm registry into .cache/ (tools/npm_tarball.py: no npm
+needed) and points AECOURSE_MATHJAX_DIR at its `es5` folder; without it (`make book MATHJAX=cdn`) the book loads
+MathJax from Sphinx's default CDN.
 Only the combined TeX/CHTML script and its web fonts are copied (about 1.6 MB).
 """
 

@@ -1,6 +1,7 @@
 """Sphinx extension: pages that fit a phone. A display equation wider than the screen scrolls sideways inside its
 own box, with a shadow at the edge that still hides some of it, so that a reader sees there is more (long inline
-formulas are written as display math in the chapters: an inline formula cannot scroll or break).
+formulas are written as display math in the chapters: an inline formula cannot scroll or break). A value pasted
+from the run (glue) reads as the prose around it, not in myst-nb's bold.
 """
 
 from __future__ import annotations
