@@ -115,13 +115,15 @@ class DenoisingAutoencoder(nn.Module):
         )
 
     def encode(self, x_noisy: torch.Tensor) -> torch.Tensor:
+        # (B, 1, 28, 28) -> (B, 784) -> z: (B, hidden_dim)
         return self.encoder(x_noisy.reshape(len(x_noisy), 784))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)  # the clean image it guesses, (B, 784)
 
     def forward(self, x_noisy: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x_noisy)).reshape(x_noisy.shape)
+        x_hat = self.decode(self.encode(x_noisy))  # (B, 784)
+        return x_hat.reshape(x_noisy.shape)  # back to (B, 1, 28, 28)
 # fmt: on
 
 

@@ -42,7 +42,7 @@ class StateVAE(nn.Module):
         self.vae = vae  # anything with encode -> (mu, logvar) and decode
         self.sample_in_eval = sample_in_eval  # z ~ q(z|x) in eval mode too
 
-    def forward(self, x, state=None):  # the article's state: no default
+    def forward(self, x, state=None):  # the article's had no default
         mu, logvar = self.vae.encode(x)  # (B, latent_dim) each
         sampled = self.training or self.sample_in_eval
         z = reparameterize(mu, logvar) if sampled else mu

@@ -123,6 +123,8 @@ def test_training_evidence_glues_the_run_and_checks_the_loop_by_hand(glued):
     runs = [_run(s, [0.02 - 0.0005 * t - 0.0001 * s for t in range(12)]) for s in range(3)]
     assert ch1.training_evidence(stored, runs) is None  # its table is in the folded block
     assert glued["stored_epoch_1"] == f"{stored[0]:.6f}" and glued["n_seeds"] == "3"
+    seconds = sum(row["seconds"] for row in read_manifest(ch1.STORED_D64, 0)["history"][:2])
+    assert glued["stored_two_epochs_seconds"] == f"{seconds:.0f}"
     assert glued["slope_epochs"] == "10"
     late = np.mean([100 * 0.0005 / r.history["test_loss"][-1] for r in runs])
     assert glued["late_slope"] == f"{late:.1f}"
@@ -172,7 +174,7 @@ def test_the_bce_is_scored_where_it_is_finite():
     assert scores["bce_eps_0"] < scores["bce"] < scores["bce_eps_1"]  # EPS_RANGE: 1e-3, then 1e-6
 
 
-def test_loss_comparison_scores_both_losses_and_fails_when_the_bce_model_loses(glued):
+def test_loss_comparison_scores_both_losses_and_fails_when_the_bce_model_loses(glued, monkeypatch):
     x = _images()
     better = [_trained(Blend(0.05 + 0.01 * s), s) for s in range(3)]
     worse = [_trained(Blend(0.3 + 0.01 * s), s) for s in range(3)]
@@ -187,6 +189,7 @@ def test_loss_comparison_scores_both_losses_and_fails_when_the_bce_model_loses(g
     rows = glued["ch1_loss_table"].splitlines()[2:]
     assert [row.split(" | ")[0] for row in rows] == ["| MSE", "| BCE", "| x̂ = x (floor)"]
     assert glued["bce_eps"] == "10⁻⁴" and glued["bce_infinite_share"] == "0.0"
+    assert glued["bce_model_clamped_share"] == "0"  # x_hat >= 0.025 everywhere: nothing to clamp
     excess = {k: float(glued[f"bce_excess_{k}"]) for k in ("mse", "bce")}
     assert glued["bce_excess_cut"] == f"{100 * (1 - excess['bce'] / excess['mse']):.0f}"
     with pytest.raises(ClaimError, match="black background closer"):
@@ -194,6 +197,16 @@ def test_loss_comparison_scores_both_losses_and_fails_when_the_bce_model_loses(g
     stuck = [_trained(Blend(1.0, torch.zeros_like), s) for s in range(3)]  # x_hat = 0 on grey pixels: BCE infinite
     with pytest.raises(ClaimError, match="barely moves"):
         ch1.loss_comparison(worse, stuck, x)
+    monkeypatch.setattr(ch1, "CLAMP_EFFECT", 1e3)  # a clamp allowed to move the BCE: the exact zeros still fail
+    with pytest.raises(ClaimError, match="never exactly 0 or 1"):
+        ch1.loss_comparison(worse, stuck, x)
+
+
+def test_loss_scores_count_the_outputs_the_clamp_changes():
+    x = _images()
+    assert ch1.loss_scores(Blend(0.05), x)["clamped"] == 0.0  # x_hat >= 0.025: inside (eps, 1 - eps) everywhere
+    low = Blend(1.0, lambda z: torch.where(z == 0, torch.full_like(z, 1e-6), z))  # the black pixels at 1e-6
+    assert ch1.loss_scores(low, x)["clamped"] == pytest.approx(float((x == 0).float().mean()))
 
 
 # --- A nonlinear PCA --------------------------------------------------------------------------------------------
@@ -344,3 +357,20 @@ def test_the_figures_draw():
         ch1.latent_grid_figure(Blend(0.2), x),  # a longer code: the others at their mean
     ):
         assert isinstance(figure, Figure)
+
+
+def test_the_charts_fit_a_phone():
+    """Chapter 1's charts are CHART_WIDTH_IN wide with their text at CHART_FONT_PT, the legend under the axes."""
+    x, labels = _images(12), torch.arange(12) % 10
+    result = ch1.PCAComparison({2: [0.03] * 3, 8: [0.02] * 3}, {2: [0.02] * 3, 8: [0.015] * 3})
+    charts = (
+        ch1.loss_figure(_run(0, [0.03, 0.02, 0.015]), 0),
+        ch1.pca_figure(result),
+        ch1.latent_figure(Blend(0.2), x, labels, [f"class {i}" for i in range(10)]),
+    )
+    for chart in charts:
+        assert chart.get_figwidth() == ch1.CHART_WIDTH_IN and len(chart.legends) == 1
+        ax = chart.axes[0]
+        assert ax.get_legend() is None and ax.xaxis.label.get_fontsize() == ch1.CHART_FONT_PT
+        assert {t.get_fontsize() for t in chart.legends[0].get_texts()} == {ch1.CHART_FONT_PT}
+    assert [t.get_text() for t in charts[1].legends[0].get_texts()] == ["PCA", "autoencoder"]

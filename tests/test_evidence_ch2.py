@@ -298,6 +298,10 @@ def test_the_training_level_verdicts_glue_gaps_that_add_up(glued, monkeypatch):
     for kind in ("gaussian", "masking"):  # one table per noise, with no column that says "3 seeds" on every row
         evidence = glued[f"ch2_level_evidence_{kind}"]
         assert evidence.startswith("| comparison | difference (mean ± sd) | verdict |") and "seeds" not in evidence
+        differences = re.findall(r"\| ([-+]\d+\.\d+) ± (\d+\.\d+) \|", evidence)  # to 0.01 dB
+        assert differences and all(len(d.split(".")[1]) == len(sd.split(".")[1]) == 2 for d, sd in differences)
+    assert glued["pca_masked"] == f"{shown(masked['PCA (64)']):.1f}"
+    assert float(glued["conv_below_pca"]) == pytest.approx(shown(masked["PCA (64)"]) - shown(masked[ch2.CONV]))
     assert "the conv DAE minus the article's DAE" in glued["ch2_level_evidence_gaussian"]
     table = ch2.training_level_table(bench, 0.2, 0.3)
     assert [row["PSNR [dB]"] for row in table.rows] == list(bench.methods)
@@ -319,6 +323,19 @@ def test_the_sweep_figure_starts_from_the_clean_images_and_marks_the_training_le
     assert list(lines[ch2.NOISY].get_xdata()) == [0.05, 0.2, 0.5]  # exact on clean images: no point there
     assert lines[ch2.PLAIN].get_ydata()[0] == pytest.approx(sum(bench.clean()[ch2.PLAIN]) / 3)
     assert list(lines["training level"].get_xdata()) == [0.2, 0.2]
+
+
+def test_the_sweep_verdicts_glue_how_far_the_plain_ae_and_pca_fall(glued, monkeypatch):
+    monkeypatch.setenv(BUDGET_ENV, "smoke")  # simple maps support few of the chapter's claims
+    bench = _full_bench()
+    ch2.sweep_verdicts(bench, 0.2, 0.3)
+    clean, top = bench.clean(), bench.scores("gaussian", 0.5)
+
+    def shown(values):
+        return round(sum(values) / len(values), 1)
+
+    for glued_name, name in (("plain_fall", ch2.PLAIN), ("pca_fall", "PCA (64)")):  # clean images to the top sigma
+        assert float(glued[glued_name]) == pytest.approx(shown(clean[name]) - shown(top[name]))
 
 
 def test_the_sweep_table_holds_the_means_and_the_largest_spread(glued):
@@ -355,13 +372,39 @@ def test_the_training_curves_are_the_seeds_mean_and_their_claims_hold_only_where
             entry([0.02, 0.009, 0.006, 0.0055]),
         ],
     }
-    figure = ch2.training_curves(daes)
+    config = _notebook_definitions("Config")["Config"]()
+    figure = ch2.training_curves(daes, config, 60_000)
     lines = {line.get_label(): line for line in figure.axes[0].get_lines()}
     assert list(lines[ch2.CONV].get_ydata()) == pytest.approx([0.02, 0.026 / 3, 0.006, 0.0055])
     assert glued["conv_train_loss"] == "0.0055" and glued["dae_train_loss"] == "0.0090"
+    # 15 epochs of ceil(60,000 / 128) = 469 batches against 30 of ceil(60,000 / 256) = 235
+    assert (glued["conv_epochs"], glued["conv_batch"], glued["conv_steps"]) == ("15", "128", "7,035")
+    assert (glued["mlp_epochs"], glued["mlp_batch"], glued["mlp_steps"]) == ("30", "256", "7,050")
+    with pytest.raises(ClaimError, match="as many Adam steps"):  # twice the conv DAE's epochs: twice the steps
+        ch2.training_curves(daes, dataclasses.replace(config, conv_epochs=30), 60_000)
     daes[ch2.CONV] = [entry([0.02, 0.019, 0.018, 0.005])] * 3  # most of its fall after the third epoch
     with pytest.raises(ClaimError, match="three quarters"):
-        ch2.training_curves(daes)
+        ch2.training_curves(daes, config, 60_000)
+
+
+def test_each_method_keeps_one_style_in_every_figure(glued, monkeypatch):
+    monkeypatch.setenv(BUDGET_ENV, "smoke")  # equal losses: the claims are not the point here
+
+    def entry(losses):
+        return _trained(Scale(1.0))._replace(history=History([{"train_loss": v} for v in losses]))
+
+    daes = {name: [entry([0.04, 0.01, 0.009, 0.008])] * 3 for name in (ch2.GAUSS, ch2.MASKING, ch2.CONV)}
+    config = _notebook_definitions("Config")["Config"]()
+    training = ch2.training_curves(daes, config, 60_000)
+    sweep = ch2.sweep_figure(_full_bench(), "gaussian", 0.2)
+
+    def styles(figure):
+        lines = figure.axes[0].get_lines()
+        return {line.get_label(): (line.get_color(), line.get_marker(), line.get_linestyle()) for line in lines}
+
+    in_training, in_sweep = styles(training), styles(sweep)
+    assert all(in_training[name] == in_sweep[name] for name in daes)
+    assert len(set(in_sweep.values())) == len(in_sweep)  # and no two methods share one
 
 
 # --- the masking DAE's brightness -------------------------------------------------------------------------------------
@@ -385,10 +428,13 @@ def test_the_brightness_of_the_masking_daes_outputs_against_the_images(glued, mo
     assert glued["masking_excess"] == f"{100 * (float((x / 0.7).clamp(0, 1).mean()) / float(x.mean()) - 1):.0f}"
     assert glued["masking_own_psnr"] == f"{sum(bench.scores('masking', 0.3)[ch2.MASKING]) / 3:.1f}"
     assert glued["masking_clean_psnr"] == f"{sum(bench.clean()[ch2.MASKING]) / 3:.1f}"
-    assert glued["rule_clean"] == f"{1 / 0.7:.2f}"
+    assert glued["rule_clean"] == f"{1 / 0.7:.3f}"
+    rows = {row["p"]: row for row in shown.rows}  # the gap a reader finds in the table, from p = 0.3 up
+    gaps = [abs(float(rows[q]["output / clean brightness"]) - float(rows[q]["(1 − p) / 0.7"])) for q in ("0.3", "0.5")]
+    assert float(glued["brightness_gap"]) == pytest.approx(max(gaps), abs=1e-9)
     assert "| p |" in glued["ch2_brightness_evidence"] and "| 0.3 |" in glued["ch2_brightness_evidence"]
     assert [row["p"] for row in shown.rows] == ["0", "0.1", "0.3", "0.5"]
-    assert [row["(1 − p) / 0.7"] for row in shown.rows] == ["1.43", "1.29", "1.00", "0.71"]
+    assert [row["(1 − p) / 0.7"] for row in shown.rows] == ["1.429", "1.286", "1.000", "0.714"]
 
 
 def test_the_brightness_claims_fail_for_a_dae_that_changes_nothing(glued):

@@ -144,6 +144,12 @@ def test_smoothest_orders_the_models_the_comparisons_tell_apart():
     assert ch4.smoothest(even) == "the VAE and the AE (not told apart), then the GAN"
 
 
+def test_ranked_puts_the_highest_first_when_asked():
+    accuracy = {"AE codes": [0.68, 0.71, 0.66], "pixels": [0.67, 0.69, 0.66], "VAE codes": [0.57, 0.59, 0.54]}
+    assert ch4.ranked(accuracy, higher_first=True) == "AE codes and pixels (not told apart), then VAE codes"
+    assert ch4.ranked(accuracy) == "VAE codes, then pixels and AE codes (not told apart)"
+
+
 def test_parameter_table_counts_the_networks():
     rows = ch4.parameter_table(4, 16).rows
     vae, gan = VAE(4, 16), GAN(4, 16)
@@ -256,7 +262,7 @@ def test_when_to_choose_names_the_smoothest_model_and_holds_the_sentence(monkeyp
     quality = ch4.Quality({}, {"VAE": [60.0, 61, 59], "GAN": [30.0, 31, 29]}, {}, [], {}, [], None)
     stability = ch4.Stability({}, {"VAE": [1.0, 1.1, 1.2], "GAN": [2.0, 2.2, 2.1]}, None)
     coverage = ch4.Coverage({}, {"VAE": [0.1, 0.11, 0.12], "GAN": [0.1, 0.12, 0.11]}, 0.01, {}, None)
-    labels = {"VAE codes, 100": [0.5, 0.52, 0.51], "pixels, 100": [0.6, 0.61, 0.62]}
+    labels = {"VAE codes, 100": [0.5, 0.52, 0.51], "pixels, 100": [0.6, 0.61, 0.62], "AE codes, 100": [0.6, 0.63, 0.61]}
     difficulty = ch4.Difficulty({}, {}, {}, {"VAE": three, "GAN": [0.0, 0.0, 0.0]}, 200, None)
     resources = ch4.Requirements({"VAE": [10.0, 10.5, 9.8], "GAN": [17.0, 17.5, 16.9]}, {}, "cpu", None)
     smooth = Stub({"VAE": [1.59, 1.60, 1.58], "GAN": [1.77, 1.80, 1.74], "AE": [1.48, 1.47, 1.50]})

@@ -54,3 +54,46 @@ def test_read_time_and_bfloat16_models(capsys):
     glued = _glued(capsys)
     assert glued["read_total_minutes"] == "7"
     assert glued["ch5_models"] == "3" and glued["bf16_models"] == "1"
+
+
+def test_time_table_names_the_chapters_and_leaves_the_manifests_sums_out():
+    from aecourse.evidence.report import table
+
+    full = table(
+        [
+            {
+                "chapter": "01_autoencoder",
+                "read-execute (stored models)": "0 min 24 s",
+                "training, sum of manifests (cpu)": "79 min 52 s",
+                "make checkpoints from nothing (cpu)": "17 min 18 s",
+            },
+            {
+                "chapter": "whole book",
+                "read-execute (stored models)": "6 min 48 s",
+                "training, sum of manifests (cpu)": "x",
+            },
+        ]
+    )
+    shown = intro.time_table(full)
+    assert [row["chapter"] for row in shown.rows] == ["1. Autoencoder", "whole book"]
+    assert list(shown.rows[0]) == ["chapter", "read-execute (stored models)", "retrain from nothing (cpu)"]
+    assert shown.rows[0]["retrain from nothing (cpu)"] == "17\u00a0min\u00a018\u00a0s"  # no line break inside
+    assert "manifests" not in repr(shown)
+
+
+def test_first_examples_take_the_first_image_of_each_class_in_class_order():
+    import torch
+
+    images = torch.arange(6.0).reshape(6, 1, 1, 1)
+    labels = torch.tensor([2, 0, 2, 1, 0, 3])
+    assert intro.first_examples(images, labels, count=3).flatten().tolist() == [1.0, 3.0, 0.0]
+
+
+def test_teaser_draws_three_rows_from_the_stored_models():
+    import torch
+
+    x = torch.rand(40, 1, 28, 28)
+    figure = intro.teaser(x, torch.arange(40) % 10)
+    assert len(figure.axes) == 3 * 8
+    labels = [ax.get_ylabel() for ax in figure.axes if ax.get_ylabel()]
+    assert labels == ["test images", "rebuilt (ch. 1)", "drawn (ch. 3)"]

@@ -591,8 +591,9 @@ def _introduced(source: str, book: Book, page: str, number: int) -> str:
     note = (
         f"> **The Colab edition** of chapter {number} of [the course]({book.base}) "
         f"([this page in the HTML book]({book.url(page)})): the same code and the same stored results. Run the cells "
-        "in order on a GPU runtime; the first installs `aecourse` with its trained models. The cells the book hides "
-        "are folded here (**Show code** opens one), and each exercise's solution is folded under it."
+        "in order; the first installs `aecourse` with its trained models, which the chapter loads, so a CPU runtime "
+        "is enough (a GPU runtime pays off when you retrain: `%env AECOURSE_RETRAIN=1` before the imports). The cells "
+        "the book hides are folded here (**Show code** opens one), and each exercise's solution is folded under it."
     )
     return f"{title}\n\n{note}\n\n{rest.strip()}"
 

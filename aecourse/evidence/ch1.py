@@ -64,8 +64,9 @@ PROBE_GAP_BAR = 0.030
 # and shows how little the MSE model's BCE moves between the EPS_RANGE ends.
 BCE_EPS = 1e-4
 EPS_RANGE = (1e-3, 1e-6)
-# The BCE model's sigmoid never reaches 0 or 1 exactly, so the clamp moves its BCE by little (at most 6e-6 on the
-# stored seeds): the page says by less than this.
+# The BCE model's sigmoid puts about a third of its outputs below BCE_EPS (the black background), but none at exactly
+# 0 or 1 where the pixel is not (float32 rounds it to exactly 1 only above a logit of about 17), so the clamp moves
+# its BCE by little (at most 6e-6 on the stored seeds): the page says by less than this.
 CLAMP_EFFECT = 1e-5
 
 
@@ -133,6 +134,29 @@ def _image_strips(rows: Mapping[str, torch.Tensor], titles: Sequence[str] | None
         return finish(fig, layout=False)
 
 
+# Chapter 1's charts at a phone's width: the shared charts are 7-7.6 in wide at 12 pt, which a phone shrinks to
+# about 340 px (text near 6 px); at 5 in and 14 pt it keeps the text near 13 px, and a desktop page shows it whole.
+CHART_WIDTH_IN = 5.0
+CHART_FONT_PT = 14
+
+
+def _for_a_phone(fig: Figure, height: float, legend_cols: int = 2, markerscale: float = 1.0) -> Figure:
+    """One of aecourse.evidence.figures' one-axes charts redrawn for chapter 1's page (ch. 1): CHART_WIDTH_IN wide
+    and `height` tall, its axis labels, ticks and legend at CHART_FONT_PT, the legend under the axes in
+    `legend_cols` columns (the layout engine keeps it clear of the axis label)."""
+    ax = fig.axes[0]
+    handles, labels = ax.get_legend_handles_labels()
+    ax.get_legend().remove()
+    ax.tick_params(labelsize=CHART_FONT_PT)
+    ax.xaxis.label.set_fontsize(CHART_FONT_PT)
+    ax.yaxis.label.set_fontsize(CHART_FONT_PT)
+    fig.set_size_inches(CHART_WIDTH_IN, height)
+    fig.set_layout_engine("constrained")
+    legend = dict(loc="outside lower center", ncols=legend_cols, frameon=False, markerscale=markerscale)
+    fig.legend(handles, labels, fontsize=CHART_FONT_PT, **legend)
+    return finish(fig, layout=False)
+
+
 # --- Training ---------------------------------------------------------------------------------------------------
 
 
@@ -150,6 +174,7 @@ def training_evidence(by_hand: Sequence[float], models: Sequence[Trained]) -> No
     first_two = [row["train_loss"] for row in manifest["history"][:2]]
     glue("stored_epoch_1", first_two[0], ".6f")
     glue("stored_epoch_2", first_two[1], ".6f")
+    glue("stored_two_epochs_seconds", sum(row["seconds"] for row in manifest["history"][:2]), ".0f")
     if runtime.budget() == "full":
         claim(
             all(abs(a - b) <= tol * b for a, b, tol in zip(by_hand, first_two, BY_HAND_TOLERANCE, strict=True)),
@@ -190,8 +215,8 @@ def training_evidence(by_hand: Sequence[float], models: Sequence[Trained]) -> No
 def loss_figure(model: Trained, seed: int) -> Figure:
     """The training and test loss of one run, epoch by epoch, as its manifest records them (ch. 1)."""
     history = model.history
-    curves = {"train": history["train_loss"], "test": history["test_loss"]}
-    return plot_curves(curves, ylabel="MSE per pixel")
+    curves = {"training": history["train_loss"], "test": history["test_loss"]}
+    return _for_a_phone(plot_curves(curves, ylabel="MSE per pixel"), height=3.8)
 
 
 def _two_lines(name: str) -> str:
@@ -225,8 +250,8 @@ def loss_scores(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
     """A model's test scores per pixel, for loss_comparison: the MSE of its reconstructions clamped to [0, 1] and
     the part of it that comes from the pixels that are exactly black (their squared error over every pixel of the
     set); the BCE on them clamped to [BCE_EPS, 1 - BCE_EPS] (`bce`), at the EPS_RANGE ends, and as torch scores
-    [0, 1] (`bce_capped`); and the share of the pixels where x_hat is 0 or 1 but x is not (`infinite`), where the BCE
-    is infinite."""
+    [0, 1] (`bce_capped`); the share of the pixels where x_hat is 0 or 1 but x is not (`infinite`), where the BCE
+    is infinite, and the share where the clamp to [BCE_EPS, 1 - BCE_EPS] changes x_hat (`clamped`)."""
     x_hat = reconstruct(model, x)
     black = x == 0
     background = (x_hat - x)[black].pow(2).sum() / x.numel()
@@ -238,6 +263,7 @@ def loss_scores(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
         **{f"bce_eps_{i}": clamped_bce(x_hat, x, eps) for i, eps in enumerate(EPS_RANGE)},
         "bce_capped": float(bce(x_hat, x)),
         "infinite": float(infinite.float().mean()),
+        "clamped": float(((x_hat < BCE_EPS) | (x_hat > 1 - BCE_EPS)).float().mean()),
     }
 
 
@@ -288,6 +314,8 @@ def loss_comparison(mse_models: Sequence[Trained], bce_models: Sequence[Trained]
         max(abs(c - b) for c, b in zip(bce_side["bce"], bce_side["bce_capped"], strict=True)) < CLAMP_EFFECT,
         "the clamp barely moves the BCE model's BCE",
     )
+    glue("bce_model_clamped_share", 100 * mean["BCE"]["clamped"], ".0f")
+    claim(max(bce_side["infinite"]) == 0, "the BCE model's output is never exactly 0 or 1 where the pixel is not")
     shown = {side: round(mean[side]["bce"], 4) for side in mean}  # the table's figures: the excesses add up
     excess = {side: value - round(bce_floor, 4) for side, value in shown.items()}
     glue("bce_excess_mse", excess["MSE"], ".4f")
@@ -398,10 +426,11 @@ def pca_figure(result: PCAComparison) -> Figure:
     """Test error against latent size for PCA and the autoencoder, means over the seeds (ch. 1)."""
     dims = list(result.pca_mse)
     curves = {
-        "PCA (mean of the test thirds)": (dims, [mean_sd(result.pca_mse[d])[0] for d in dims]),
-        "autoencoder (mean of seeds)": (dims, [mean_sd(result.ae_mse[d])[0] for d in dims]),
+        "PCA": (dims, [mean_sd(result.pca_mse[d])[0] for d in dims]),
+        "autoencoder": (dims, [mean_sd(result.ae_mse[d])[0] for d in dims]),
     }
-    return plot_xy(curves, xlabel="latent size d (log scale)", ylabel="test MSE per pixel", logx=True)
+    chart = plot_xy(curves, xlabel="latent size $d$ (log scale)", ylabel="test MSE per pixel", logx=True)
+    return _for_a_phone(chart, height=3.8)
 
 
 # --- The latent space -------------------------------------------------------------------------------------------
@@ -410,7 +439,7 @@ def pca_figure(result: PCAComparison) -> Figure:
 def latent_figure(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str]) -> Figure:
     """The codes of the images `x` in the plane of their first two coordinates, coloured by class (ch. 1)."""
     z = encode(model, x)  # (N, 1, 28, 28) -> (N, latent_dim)
-    return latent_scatter(z, labels, class_names)
+    return _for_a_phone(latent_scatter(z, labels, class_names), height=6.0, legend_cols=3, markerscale=3.0)
 
 
 def latent_grid_figure(model: nn.Module, x: torch.Tensor, steps: int = 11) -> Figure:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -61,6 +63,8 @@ LABEL = {
     MASKING: "the masking DAE",
     CONV: "the conv DAE",
 }
+# ... and the order that fixes each one's colour, marker and line style, the same in every figure ("PCA" for PCA (k))
+STYLE_ORDER = (NOISY, "PCA", PLAIN, GAUSS, UNCLIPPED, MASKING, CONV)
 SYMBOL = {"gaussian": "σ", "masking": "p"}
 NOISE_NAME = {"gaussian": "Gaussian", "masking": "masking"}
 BRIGHTNESS_FIT = 0.02  # how close the masking DAE's brightness comes to the (1 - p) / (1 - p_train) rule
@@ -110,9 +114,8 @@ def plain_autoencoders(config: Any, x_train: torch.Tensor, x_test: torch.Tensor)
 
 def test_draw(x_test: torch.Tensor, kind: str, level: float, seed: int, *, clip: bool = True) -> torch.Tensor:
     """The test set corrupted for the models of one seed: a generator seeded seed + 1 (seed 0's draw is the one the
-    chapter shows), so that no model is scored on the noise its own training began with (drawn from seed). The
-    noisy input and PCA, which have no seed, are scored on every seed's draw: every comparison is paired seed by
-    seed on the same noisy images."""
+    chapter shows), so that each seed's models meet a draw of their own. The noisy input and PCA, which have no
+    seed, are scored on every seed's draw: every comparison pairs two methods on the same noisy images."""
     generator = torch.Generator(device=x_test.device).manual_seed(seed + 1)
     if kind == "masking":
         return add_masking_noise(x_test, level, generator=generator)
@@ -212,6 +215,8 @@ def _evidence(name: str, comparisons: Mapping[str, Comparison]) -> None:
     """Verdicts as a Markdown table, glued for a folded "How we know" block: what is compared, the difference (mean
     ± sd over the seeds) and the verdict; every row pairs the three seeds, which the block says once."""
     rows = [{k: v for k, v in row.items() if k != "pairs"} for row in comparison_rows(comparisons)]
+    for row, c in zip(rows, comparisons.values(), strict=True):  # to 0.01 dB, as a reader needs them
+        row["difference (mean ± sd)"] = f"{c.mean:+.2f} ± {c.sd:.2f}"
     glue_markdown(name, table(rows).markdown())
 
 
@@ -223,12 +228,14 @@ def _figure_of_curves(
     mark: float | None = None,
 ) -> Figure:
     """Named (x, y) curves, narrow enough for their text to stay legible on a phone, with a dotted line at the
-    training level `mark` (ch. 2's training curves and sweeps)."""
+    training level `mark` (ch. 2's training curves and sweeps); each method keeps one style in every figure."""
+    styles = list(itertools.islice(_series_styles(), len(STYLE_ORDER) + len(curves)))
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(6.0, 4.2 + 0.3 * ((len(curves) + 2) // 2)))
-        styles = _series_styles()
-        for name, (xs, ys) in curves.items():
-            ax.plot(xs, ys, markersize=5, label=name, **next(styles))
+        for i, (name, (xs, ys)) in enumerate(curves.items()):
+            key = "PCA" if name.startswith("PCA") else name
+            style = styles[STYLE_ORDER.index(key) if key in STYLE_ORDER else len(STYLE_ORDER) + i]
+            ax.plot(xs, ys, markersize=5, label=name, **style)
         if mark is not None:
             ax.axvline(mark, color="grey", linestyle=":", linewidth=1.5, label="training level")
         ax.set_xlabel(xlabel)
@@ -262,9 +269,17 @@ def model_sizes(daes: Mapping[str, Sequence[Trained]], x: torch.Tensor) -> None:
     claim(code > x[0].numel(), "the conv DAE's code holds more numbers than the image")
 
 
-def training_curves(daes: Mapping[str, Sequence[Trained]]) -> Figure:
+def training_curves(daes: Mapping[str, Sequence[Trained]], config: Any, train_size: int) -> Figure:
     """Each DAE's training loss per epoch, mean of its seeds, from the histories its checkpoints store (ch. 2):
-    most of the fall comes in the first epochs, and the conv DAE ends lowest on the clipped Gaussian noise."""
+    most of the fall comes in the first epochs, and the conv DAE ends lowest on the clipped Gaussian noise, after
+    about as many Adam steps as the article's DAE (half as many epochs of batches half as large)."""
+    recipe = {"conv": (config.conv_epochs, config.conv_batch_size), "mlp": (config.mlp_epochs, config.batch_size)}
+    steps = {kind: epochs * math.ceil(train_size / batch) for kind, (epochs, batch) in recipe.items()}
+    for kind, (epochs, batch) in recipe.items():  # the epochs, the batch size and the Adam steps of each
+        glue(f"{kind}_epochs", epochs)
+        glue(f"{kind}_batch", batch)
+        glue(f"{kind}_steps", steps[kind], ",d")
+    claim(abs(steps["conv"] - steps["mlp"]) < 0.01 * steps["mlp"], "the conv DAE takes about as many Adam steps")
     # "train_loss" as the package's fit records it (the stored models), "loss" as the chapter's train_dae does
     losses = {name: [e.history["train_loss"] or e.history["loss"] for e in entries] for name, entries in daes.items()}
     mean = {name: [sum(epoch) / len(epoch) for epoch in zip(*runs, strict=True)] for name, runs in losses.items()}
@@ -343,6 +358,10 @@ def training_level_verdicts(bench: Bench, sigma: float, p: float) -> None:
         "masking_cross": shown_gap(masked[MASKING], masked[best_gaussian]),
         "gauss_cross": shown_gap(gauss[weakest_gaussian], gauss[MASKING]),
         "level_sd_max": max(mean_sd(v)[1] for at in (gauss, masked) for v in at.values()),
+        "dae_masked": _mean(masked[GAUSS]),
+        "unclipped_masked": _mean(masked[UNCLIPPED]),
+        "pca_masked": _mean(masked[pca]),
+        "conv_below_pca": shown_gap(masked[pca], masked[CONV]),
     }.items():
         glue(key, value, ".1f")
     _evidence("ch2_level_evidence_gaussian", verdicts["gaussian"])
@@ -505,6 +524,14 @@ def sweep_verdicts(bench: Bench, sigma: float, p: float) -> None:
 
     glue("conv_drop", _mean(drop(CONV)), ".1f")
     glue("mlp_drop", _mean(drop(GAUSS)), ".1f")
+    top = bench.scores("gaussian", highest)
+    fall = {name: [a - b for a, b in zip(clean[name], top[name], strict=True)] for name in (PLAIN, pca)}
+    glue("plain_fall", shown_gap(clean[PLAIN], top[PLAIN]), ".1f")
+    glue("pca_fall", shown_gap(clean[pca], top[pca]), ".1f")
+    claim(
+        compare(fall[PLAIN], fall[pca]).verdict == "higher",
+        "from clean images to the highest σ the plain AE's PSNR falls more than PCA's",
+    )
     pairs = [(kind, name, NOISY) for kind in bench.levels for name in others]
     pairs += [("gaussian", CONV, GAUSS), ("gaussian", UNCLIPPED, GAUSS), ("gaussian", PLAIN, pca)]
     pairs += [(kind, CONV, base) for kind in bench.levels for base in (pca, PLAIN)]
@@ -593,9 +620,8 @@ def masking_brightness(entries: Sequence[Trained], bench: Bench, p: float) -> Ta
     glue("masking_clean_psnr", _mean(at_clean), ".1f")
     glue("masking_own_psnr", _mean(own_psnr[p]), ".1f")
     glue("masking_excess", 100 * (_mean(ratio[0.0]) - 1), ".0f")
-    glue("ratio_clean", _mean(ratio[0.0]), ".2f")
-    glue("rule_clean", rule[0.0], ".2f")
-    glue("brightness_fit", BRIGHTNESS_FIT, ".2f")
+    glue("ratio_clean", _mean(ratio[0.0]), ".3f")
+    glue("rule_clean", rule[0.0], ".3f")
     evidence = [
         {"p": f"{q:g}", "masking DAE's PSNR [dB]": pm(own_psnr[q])}
         | {"its output's mean grey level / the clean images'": pm(ratio[q])}
@@ -612,6 +638,8 @@ def masking_brightness(entries: Sequence[Trained], bench: Bench, p: float) -> Ta
         all(abs(r - 1) < 0.03 for r in ratio[p]), "at its own p the masking DAE's outputs are as bright as the images"
     )
     means = {q: _mean(ratio[q]) for q in sorted(ratio)}
+    shown_gaps = [abs(round(means[q], 3) - round(rule[q], 3)) for q in means if q >= p]  # as the table shows them
+    glue("brightness_gap", max(shown_gaps), ".3f")
     claim(
         all(a > b for a, b in zip(list(means.values())[:-1], list(means.values())[1:], strict=True)),
         "the masking DAE's outputs grow darker as p grows",
@@ -626,8 +654,8 @@ def masking_brightness(entries: Sequence[Trained], bench: Bench, p: float) -> Ta
         "below its own p the masking DAE brightens less than the rule, but still too much",
     )
     rows = [
-        {"p": f"{q:g}", "PSNR [dB]": f"{_mean(own_psnr[q]):.1f}", "output / clean brightness": f"{means[q]:.2f}"}
-        | {f"(1 − p) / {1 - p:g}": f"{rule[q]:.2f}"}
+        {"p": f"{q:g}", "PSNR [dB]": f"{_mean(own_psnr[q]):.1f}", "output / clean brightness": f"{means[q]:.3f}"}
+        | {f"(1 − p) / {1 - p:g}": f"{rule[q]:.3f}"}
         for q in means
     ]
     return table(rows)

@@ -433,16 +433,17 @@ def unit_stats(sweep: Mapping[Key, Trained], x: torch.Tensor) -> dict[Key, UnitS
 
 def traversal(model: nn.Module, x: torch.Tensor, stats: UnitStats) -> Figure:
     """Rows of decodings from the mean code of x[0], one latent dimension moved from -3 to 3 per row, the costliest
-    dimension first, each row labelled with its KL and whether it is active (ch. 5)."""
+    dimension first, each row labelled with its KL in nats, or "inactive" (ch. 5). Seven columns and short labels
+    keep the figure narrow, so that its labels stay legible on a phone."""
     active, kl_dims = stats
     mu, _ = posterior(model, x[:1])
-    values = torch.linspace(-3, 3, 9)
+    values = torch.linspace(-3, 3, 7)
     rows = {}
     for i in kl_dims.argsort(descending=True).tolist():
-        z = mu.repeat(len(values), 1)  # (9, latent_dim)
+        z = mu.repeat(len(values), 1)  # (7, latent_dim)
         z[:, i] = values.to(z.device)
-        rows[f"z{i} {kl_dims[i]:.2f} nats" + ("" if active[i] else ", inactive")] = decode(model, z)
-    return image_rows(rows, num_images=len(values), titles=[f"{v:+.1f}" for v in values.tolist()], scale=0.8)
+        rows[f"z{i} {kl_dims[i]:.2f}" if active[i] else f"z{i} inactive"] = decode(model, z)
+    return image_rows(rows, num_images=len(values), titles=[f"{v:g}" for v in values.tolist()], scale=0.8)
 
 
 # --- Active units and the dimensions that carry half a nat ----------------------------------------------------------

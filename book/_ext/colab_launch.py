@@ -3,8 +3,9 @@ written by tools/colab_edition.py), not the book's source notebook, whose markdo
 
 sphinx-book-theme builds the button's URL from the page's path (.../blob/<branch>/book/<page>.ipynb); this handler
 runs after it and points the URL at colab/<page>.ipynb. A page with no Colab edition (the intro, the appendices)
-keeps its Binder button and loses the Colab one. The citations' ids are set to `cite-<key>` (sphinxcontrib-bibtex
-numbers them otherwise), so that the edition's author-year links land on their bibliography entry.
+loses the Colab button (there is no Binder button: _config.yml says why). The citations' ids are set to
+`cite-<key>` (sphinxcontrib-bibtex numbers them otherwise), so that the edition's author-year links land on their
+bibliography entry.
 """
 
 from __future__ import annotations
