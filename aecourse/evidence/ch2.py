@@ -357,7 +357,7 @@ def training_level_verdicts(bench: Bench, sigma: float, p: float) -> None:
         "conv_vs_dae": shown_gap(gauss[CONV], gauss[GAUSS]),
         "masking_cross": shown_gap(masked[MASKING], masked[best_gaussian]),
         "gauss_cross": shown_gap(gauss[weakest_gaussian], gauss[MASKING]),
-        "level_sd_max": max(mean_sd(v)[1] for at in (gauss, masked) for v in at.values()),
+        "level_sd_max": round_outward(max(mean_sd(v)[1] for at in (gauss, masked) for v in at.values()), 1, up=True),
         "dae_masked": _mean(masked[GAUSS]),
         "unclipped_masked": _mean(masked[UNCLIPPED]),
         "pca_masked": _mean(masked[pca]),
@@ -483,7 +483,7 @@ def sweep_table(bench: Bench) -> None:
     ]
     sds = [mean_sd(v)[1] for at in at_level.values() for v in at.values() if v]
     glue_markdown("ch2_sweep_table", table(rows).markdown())
-    glue("sweep_sd_max", max(sds), ".1f")
+    glue("sweep_sd_max", round_outward(max(sds), 1, up=True), ".1f")  # "at most"
 
 
 def _levels(found: Sequence[float]) -> str:
