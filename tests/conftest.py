@@ -1,4 +1,5 @@
-"""What the two browser tests share: the built book served on loopback, and headless Chromium."""
+"""What tests share: the built book served on loopback and headless Chromium (the browser tests); the full budget
+and a recorder of what an evidence module glues (the evidence modules' tests)."""
 
 from __future__ import annotations
 
@@ -72,3 +73,30 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.delenv("AECOURSE_DATA", raising=False)
     monkeypatch.setenv("AECOURSE_CACHE", str(tmp_path / "cache"))
     return tmp_path
+
+
+@pytest.fixture
+def full_budget(monkeypatch):
+    """The claims bind at the full budget (the book's), whatever the shell running the tests says."""
+    from aecourse.runtime import BUDGET_ENV, RETRAIN_ENV
+
+    monkeypatch.delenv(BUDGET_ENV, raising=False)
+    monkeypatch.delenv(RETRAIN_ENV, raising=False)
+
+
+@pytest.fixture
+def glue_recorder(monkeypatch):
+    """record(module): from then on, what `module` glues lands in the returned dict, name -> the text the page shows."""
+    from aecourse.evidence.report import glued_text
+
+    def record(module) -> dict[str, str]:
+        values: dict[str, str] = {}
+
+        def keep(name: str, value, fmt: str | None = None, *, markdown: bool = False) -> None:
+            values[name] = glued_text(value, fmt)
+
+        monkeypatch.setattr(module, "glue", keep)
+        monkeypatch.setattr(module, "glue_markdown", lambda name, text: keep(name, text))
+        return values
+
+    return record

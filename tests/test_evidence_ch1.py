@@ -18,18 +18,13 @@ from torch import nn
 from aecourse.checkpoints import Trained, read_manifest
 from aecourse.evidence import ch1
 from aecourse.evidence.metrics import linear_probe_accuracy
-from aecourse.evidence.report import ClaimError, glued_text
+from aecourse.evidence.report import ClaimError
 from aecourse.inference import reconstruct
 from aecourse.losses import bce, mse
 from aecourse.models import PCABaseline
 from aecourse.train import History
 
-
-@pytest.fixture(autouse=True)
-def full_budget(monkeypatch):
-    """The claims bind at the full budget, whatever the shell running the tests says."""
-    monkeypatch.delenv("AECOURSE_BUDGET", raising=False)
-    monkeypatch.delenv("AECOURSE_RETRAIN", raising=False)
+pytestmark = pytest.mark.usefixtures("full_budget")  # tests/conftest.py
 
 
 class Blend(nn.Module):
@@ -64,16 +59,9 @@ def _images(n: int = 60, seed: int = 0, black: bool = True) -> torch.Tensor:
 
 
 @pytest.fixture
-def glued(monkeypatch) -> dict[str, str]:
-    """Every value the module glues, as the text the page shows."""
-    record: dict[str, str] = {}
-
-    def keep(name: str, value, fmt: str | None = None, *, markdown: bool = False) -> None:
-        record[name] = glued_text(value, fmt)
-
-    monkeypatch.setattr(ch1, "glue", keep)
-    monkeypatch.setattr(ch1, "glue_markdown", keep)
-    return record
+def glued(glue_recorder) -> dict[str, str]:
+    """What the module glues, name -> the text the page would show."""
+    return glue_recorder(ch1)
 
 
 # --- Budgets ----------------------------------------------------------------------------------------------------

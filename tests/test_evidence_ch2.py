@@ -23,33 +23,22 @@ from torch import nn
 from aecourse.checkpoints import Trained
 from aecourse.data import add_gaussian_noise, add_masking_noise, add_noise
 from aecourse.evidence import ch2
-from aecourse.evidence.report import ClaimError, glued_text
+from aecourse.evidence.report import ClaimError
 from aecourse.losses import denoising_loss
 from aecourse.models import ConvDenoisingAutoencoder, DenoisingAutoencoder, PCABaseline
-from aecourse.runtime import BUDGET_ENV, RETRAIN_ENV, seeded
+from aecourse.runtime import BUDGET_ENV, seeded
 from aecourse.train import History, fit, train_epoch
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "book" / "02_denoising_autoencoder.ipynb"
 
 
-@pytest.fixture(autouse=True)
-def full_budget(monkeypatch):
-    """Claims stop the run at the full budget (the book's); the tests run there unless they say otherwise."""
-    monkeypatch.delenv(BUDGET_ENV, raising=False)
-    monkeypatch.delenv(RETRAIN_ENV, raising=False)
+pytestmark = pytest.mark.usefixtures("full_budget")  # tests/conftest.py
 
 
 @pytest.fixture
-def glued(monkeypatch) -> dict[str, str]:
+def glued(glue_recorder) -> dict[str, str]:
     """What the module glues, name -> the text the page would show."""
-    values: dict[str, str] = {}
-
-    def record(name: str, value: Any, fmt: str | None = None, *, markdown: bool = False) -> None:
-        values[name] = glued_text(value, fmt)
-
-    monkeypatch.setattr(ch2, "glue", record)
-    monkeypatch.setattr(ch2, "glue_markdown", lambda name, text: record(name, text))
-    return values
+    return glue_recorder(ch2)
 
 
 def _notebook_definitions(*names: str, **namespace: Any) -> dict[str, Any]:

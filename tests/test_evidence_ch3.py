@@ -9,7 +9,7 @@ import dataclasses
 import json
 import math
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import pytest
 import torch
@@ -20,33 +20,22 @@ from torch import nn
 
 from aecourse.checkpoints import Trained
 from aecourse.evidence import ch3
-from aecourse.evidence.report import ClaimError, glued_text
+from aecourse.evidence.report import ClaimError
 from aecourse.losses import bce, gaussian_kl, vae_loss
 from aecourse.models import VAE, Autoencoder
-from aecourse.runtime import BUDGET_ENV, RETRAIN_ENV
+from aecourse.runtime import BUDGET_ENV
 from aecourse.train import History
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "book" / "03_vae.ipynb"
 
 
-@pytest.fixture(autouse=True)
-def full_budget(monkeypatch):
-    """Claims stop the run at the full budget (the book's); the tests run there unless they say otherwise."""
-    monkeypatch.delenv(BUDGET_ENV, raising=False)
-    monkeypatch.delenv(RETRAIN_ENV, raising=False)
+pytestmark = pytest.mark.usefixtures("full_budget")  # tests/conftest.py
 
 
 @pytest.fixture
-def glued(monkeypatch) -> dict[str, str]:
+def glued(glue_recorder) -> dict[str, str]:
     """What the module glues, name -> the text the page would show."""
-    values: dict[str, str] = {}
-
-    def record(name: str, value: Any, fmt: str | None = None, *, markdown: bool = False) -> None:
-        values[name] = glued_text(value, fmt)
-
-    monkeypatch.setattr(ch3, "glue", record)
-    monkeypatch.setattr(ch3, "glue_markdown", lambda name, text: record(name, text))
-    return values
+    return glue_recorder(ch3)
 
 
 def _chapter_config():

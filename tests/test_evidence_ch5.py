@@ -20,33 +20,22 @@ pytest.importorskip("torchbearer")
 
 from aecourse.checkpoints import Trained, training_config  # noqa: E402
 from aecourse.evidence import ch5  # noqa: E402
-from aecourse.evidence.report import ClaimError, glued_text  # noqa: E402
+from aecourse.evidence.report import ClaimError  # noqa: E402
 from aecourse.models import ConvVAE  # noqa: E402
-from aecourse.runtime import BUDGET_ENV, RETRAIN_ENV  # noqa: E402
+from aecourse.runtime import BUDGET_ENV  # noqa: E402
 from aecourse.train import History  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "book" / "05_beta_vae_torchbearer.ipynb"
 
 
-@pytest.fixture(autouse=True)
-def full_budget(monkeypatch):
-    """Claims stop the run at the full budget (the book's); the tests run there unless they say otherwise."""
-    monkeypatch.delenv(BUDGET_ENV, raising=False)
-    monkeypatch.delenv(RETRAIN_ENV, raising=False)
+pytestmark = pytest.mark.usefixtures("full_budget")  # tests/conftest.py
 
 
 @pytest.fixture
-def glued(monkeypatch) -> dict[str, str]:
+def glued(glue_recorder) -> dict[str, str]:
     """What the module glues, name -> the text the page would show."""
-    values: dict[str, str] = {}
-
-    def record(name: str, value: Any, fmt: str | None = None, *, markdown: bool = False) -> None:
-        values[name] = glued_text(value, fmt)
-
-    monkeypatch.setattr(ch5, "glue", record)
-    monkeypatch.setattr(ch5, "glue_markdown", lambda name, text: record(name, text))
-    return values
+    return glue_recorder(ch5)
 
 
 def _chapter_config() -> type:
