@@ -289,6 +289,10 @@ def test_the_today_table_has_a_row_per_call_and_the_acc_metric_becomes_mse(glued
     assert shown.caption.startswith("The article's calls on torchbearer ") and glued["data_megabytes"] == "0"
 
 
+@pytest.mark.skipif(
+    torch.torch_version.TorchVersion(torch.__version__) < "2.6",
+    reason="weights_only=True became torch.load's default in torch 2.6; the chapter runs on a later one",
+)
 def test_a_torchbearer_checkpoint_is_refused_by_todays_default_torch_load(capsys):
     trial = ch5.article_trial(torch.rand(8, 1, 28, 28), "cpu")
     ch5.trial_state_refused(trial)
